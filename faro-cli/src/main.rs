@@ -1,0 +1,2 @@
+//! The `faro` program.
+fn main() {}

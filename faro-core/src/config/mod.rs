@@ -1,0 +1,495 @@
+//! Faro's configuration: the YAML file (namespace-centric and resource-centric
+//! formats, alone or together), its validation, environment and flag
+//! overrides, and normalisation into watch specs.
+
+mod error;
+mod raw;
+mod spec;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use faro_filter::{
+    FieldSelector, FilterError, LabelPattern, LabelSelector, NamespaceMatcher, Pattern,
+    is_dns_label,
+};
+
+pub use error::{ConfigError, Invalid};
+pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
+
+use crate::{Gvr, Scope};
+use raw::{RawConfig, RawResource, RawResourceFilter, push_key};
+
+/// How much Faro logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum LogLevel {
+    /// Everything, including each event.
+    Debug,
+    /// Start-up, readiness, periodic statistics.
+    #[default]
+    Info,
+    /// Problems Faro recovers from (`warning` and `warn`).
+    Warn,
+    /// Problems it does not.
+    Error,
+    /// Only what ends the program.
+    Fatal,
+}
+
+/// A string that is not a log level.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a log level; expected one of debug, info, warning, warn, error, fatal")]
+pub struct LogLevelError(String);
+
+impl FromStr for LogLevel {
+    type Err = LogLevelError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warning" | "warn" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            "fatal" => Ok(LogLevel::Fatal),
+            _ => Err(LogLevelError(text.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Fatal => "fatal",
+        })
+    }
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+    /// URL path, starting with `/`.
+    pub path: String,
+    /// Address to bind.
+    pub bind_addr: IpAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: 8080,
+            path: "/metrics".to_string(),
+            bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The socket address to serve on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_addr, self.port)
+    }
+}
+
+/// A validated configuration. Further blocks are added as fields; the
+/// struct is non-exhaustive so that adding one breaks no user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where `logs/` with the event and log files goes.
+    pub output_dir: PathBuf,
+    /// How much to log.
+    pub log_level: LogLevel,
+    /// Stop by itself after this many seconds; `None` runs until signalled.
+    pub auto_shutdown_sec: Option<u64>,
+    /// Write the JSON lines event file.
+    pub json_export: bool,
+    /// The metrics endpoint.
+    pub metrics: MetricsConfig,
+    /// What the configuration asks to watch, in the order written
+    /// (namespace-centric entries first, then resource-centric).
+    pub rules: Vec<ResourceRule>,
+    /// The normalised watches serving `rules`.
+    pub watch_specs: Vec<WatchSpec>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            output_dir: PathBuf::from("./output"),
+            log_level: LogLevel::default(),
+            auto_shutdown_sec: None,
+            json_export: true,
+            metrics: MetricsConfig::default(),
+            rules: Vec::new(),
+            watch_specs: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a YAML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Validates YAML text; `origin` names it in syntax errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw = raw::parse(text, origin)?;
+        Self::from_raw(raw)
+    }
+
+    /// Replaces the rules and recomputes the watch specs.
+    pub fn set_rules(&mut self, rules: Vec<ResourceRule>) -> Result<(), ConfigError> {
+        self.watch_specs = normalise(&rules)?;
+        self.rules = rules;
+        Ok(())
+    }
+
+    /// Applies overrides (from flags or the environment) on top of the file.
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(dir) = &overrides.output_dir {
+            self.output_dir.clone_from(dir);
+        }
+        if let Some(level) = overrides.log_level {
+            self.log_level = level;
+        }
+        if let Some(sec) = overrides.auto_shutdown_sec {
+            self.auto_shutdown_sec = (sec > 0).then_some(sec);
+        }
+        if let Some(json) = overrides.json_export {
+            self.json_export = json;
+        }
+    }
+
+    /// The configuration as flags > environment > YAML file > defaults.
+    /// The file is `flags.config_file`, else `env.config_file`, else none.
+    pub fn resolve(flags: &Overrides, env: &Overrides) -> Result<Self, ConfigError> {
+        let merged = flags.clone().or(env.clone());
+        let mut config = match &merged.config_file {
+            Some(path) => Self::load(path)?,
+            None => Self::default(),
+        };
+        config.apply(&merged);
+        Ok(config)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let mut config = Config::default();
+        if let Some(dir) = raw.output_dir {
+            if dir.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "output_dir",
+                    "\"\" is empty; expected a directory path",
+                ));
+            }
+            config.output_dir = PathBuf::from(dir);
+        }
+        if let Some(level) = raw.log_level {
+            config.log_level = level
+                .parse()
+                .map_err(|e: LogLevelError| ConfigError::invalid("log_level", e.to_string()))?;
+        }
+        config.auto_shutdown_sec = raw.auto_shutdown_sec.filter(|s| *s > 0);
+        if let Some(json) = raw.json_export {
+            config.json_export = json;
+        }
+        if let Some(metrics) = raw.metrics {
+            let m = &mut config.metrics;
+            m.enabled = metrics.enabled.unwrap_or(m.enabled);
+            m.port = metrics.port.unwrap_or(m.port);
+            if let Some(path) = metrics.path {
+                if !path.starts_with('/') {
+                    return Err(ConfigError::invalid(
+                        "metrics.path",
+                        format!(
+                            "{path:?} does not start with \"/\"; expected a URL path such as /metrics"
+                        ),
+                    ));
+                }
+                m.path = path;
+            }
+            if let Some(addr) = metrics.bind_addr {
+                m.bind_addr = addr.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        "metrics.bind_addr",
+                        format!("{addr:?} is not an IP address; expected one such as 127.0.0.1 or 0.0.0.0"),
+                    )
+                })?;
+            }
+        }
+
+        let mut rules = Vec::new();
+        for (i, ns) in raw.namespaces.into_iter().enumerate() {
+            let origin = format!("namespaces[{i}]");
+            let namespaces = match (ns.name_selector, ns.name_pattern) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::invalid(
+                        origin,
+                        "name_selector and name_pattern are both set; expected exactly one",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ConfigError::invalid(
+                        origin,
+                        "neither name_selector nor name_pattern is set; expected exactly one",
+                    ));
+                }
+                (Some(name), None) => {
+                    namespace_name(&format!("{origin}.name_selector"), &name)?;
+                    NamespaceSelection::Names(vec![name])
+                }
+                (None, Some(pattern)) => NamespaceSelection::Matching(
+                    NamespaceMatcher::new(Vec::<String>::new(), [pattern.clone()]).map_err(
+                        |(_, e)| invalid_value(&format!("{origin}.name_pattern"), &pattern, &e),
+                    )?,
+                ),
+            };
+            for (gvr_text, filter) in ns.resources {
+                let mut at = format!("{origin}.resources");
+                push_key(&mut at, &gvr_text);
+                let gvr = Gvr::parse(&gvr_text)
+                    .map_err(|e| ConfigError::invalid(at.clone(), e.to_string()))?;
+                if gvr.known_scope() == Some(Scope::Cluster) {
+                    return Err(ConfigError::invalid(
+                        at,
+                        format!(
+                            "{gvr} is cluster-scoped; expected a namespaced resource under namespaces[]"
+                        ),
+                    ));
+                }
+                let mut rule = ResourceRule::new(gvr);
+                rule.scope = Some(Scope::Namespaced);
+                rule.namespaces = namespaces.clone();
+                apply_filter(&mut rule, &at, filter)?;
+                rule.origin = at;
+                rules.push(rule);
+            }
+        }
+        for (i, resource) in raw.resources.into_iter().enumerate() {
+            rules.push(resource_rule(&format!("resources[{i}]"), resource)?);
+        }
+        config.set_rules(rules)?;
+        Ok(config)
+    }
+}
+
+fn resource_rule(origin: &str, raw: RawResource) -> Result<ResourceRule, ConfigError> {
+    let gvr = Gvr::parse(&raw.gvr)
+        .map_err(|e| ConfigError::invalid(format!("{origin}.gvr"), e.to_string()))?;
+    let mut rule = ResourceRule::new(gvr);
+    if let Some(scope) = &raw.scope {
+        let scope = Scope::parse(scope)
+            .map_err(|e| ConfigError::invalid(format!("{origin}.scope"), e.to_string()))?;
+        if rule.scope == Some(Scope::Cluster) && scope == Scope::Namespaced {
+            return Err(ConfigError::invalid(
+                format!("{origin}.scope"),
+                format!("{} is cluster-scoped; expected scope Cluster", rule.gvr),
+            ));
+        }
+        rule.scope = Some(scope);
+    }
+    if rule.scope == Some(Scope::Cluster) {
+        for (key, present) in [
+            ("namespace_names", !raw.namespace_names.is_empty()),
+            ("namespace_patterns", !raw.namespace_patterns.is_empty()),
+        ] {
+            if present {
+                return Err(ConfigError::invalid(
+                    format!("{origin}.{key}"),
+                    format!("{} is cluster-scoped; expected no {key}", rule.gvr),
+                ));
+            }
+        }
+    }
+    for (j, name) in raw.namespace_names.iter().enumerate() {
+        namespace_name(&format!("{origin}.namespace_names[{j}]"), name)?;
+    }
+    rule.namespaces = if !raw.namespace_patterns.is_empty() {
+        let matcher =
+            NamespaceMatcher::new(raw.namespace_names.clone(), raw.namespace_patterns.clone())
+                .map_err(|(j, e)| {
+                    invalid_value(
+                        &format!("{origin}.namespace_patterns[{j}]"),
+                        &raw.namespace_patterns[j],
+                        &e,
+                    )
+                })?;
+        NamespaceSelection::Matching(matcher)
+    } else if !raw.namespace_names.is_empty() {
+        let mut names = raw.namespace_names.clone();
+        names.sort();
+        names.dedup();
+        NamespaceSelection::Names(names)
+    } else {
+        NamespaceSelection::All
+    };
+    let filter = RawResourceFilter {
+        name_selector: raw.name_selector,
+        name_pattern: raw.name_pattern,
+        label_selector: raw.label_selector,
+        label_pattern: raw.label_pattern,
+        field_selector: raw.field_selector,
+    };
+    apply_filter(&mut rule, origin, filter)?;
+    rule.origin = origin.to_string();
+    Ok(rule)
+}
+
+/// The keys shared by both formats: selectors and patterns on one resource.
+fn apply_filter(
+    rule: &mut ResourceRule,
+    origin: &str,
+    raw: RawResourceFilter,
+) -> Result<(), ConfigError> {
+    if let Some(text) = &raw.label_selector {
+        rule.label_selector = LabelSelector::parse(text)
+            .map_err(|e| invalid_value(&format!("{origin}.label_selector"), text, &e))?;
+    }
+    if let Some(text) = &raw.field_selector {
+        rule.field_selector = FieldSelector::parse(text)
+            .map_err(|e| invalid_value(&format!("{origin}.field_selector"), text, &e))?;
+    }
+    if let Some(name) = &raw.name_selector {
+        let path = format!("{origin}.name_selector");
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == ',' || c == '/') {
+            return Err(ConfigError::invalid(
+                path,
+                format!(
+                    "{name:?} is not an object name; expected one exact name such as my-config"
+                ),
+            ));
+        }
+        if let Some(other) = rule.field_selector.required("metadata.name") {
+            if other != name {
+                return Err(ConfigError::invalid(
+                    path,
+                    format!(
+                        "{name:?} conflicts with metadata.name={other} in field_selector; expected one name"
+                    ),
+                ));
+            }
+        }
+        rule.field_selector = rule
+            .field_selector
+            .clone()
+            .and(&FieldSelector::name_equals(name));
+    }
+    if let Some(text) = &raw.name_pattern {
+        rule.name_pattern = Some(
+            Pattern::new(text)
+                .map_err(|e| invalid_value(&format!("{origin}.name_pattern"), text, &e))?,
+        );
+    }
+    if let Some(text) = &raw.label_pattern {
+        rule.label_patterns = LabelPattern::parse_list(text)
+            .map_err(|e| invalid_value(&format!("{origin}.label_pattern"), text, &e))?;
+    }
+    Ok(())
+}
+
+fn namespace_name(path: &str, name: &str) -> Result<(), ConfigError> {
+    if is_dns_label(name) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            path,
+            format!(
+                "{name:?} is not a namespace name; expected a DNS-1123 label (lowercase letters, digits and '-')"
+            ),
+        ))
+    }
+}
+
+fn invalid_value(path: &str, value: &str, error: &FilterError) -> ConfigError {
+    let what = match error {
+        FilterError::LabelSelector(_) => "a valid label selector",
+        FilterError::FieldSelector(_) => "a valid field selector",
+        FilterError::Pattern(_) => "a valid regular expression",
+        FilterError::LabelPattern(_) => "a valid label pattern (key=regex)",
+    };
+    ConfigError::invalid(path, format!("{value:?} is not {what}: {error}"))
+}
+
+/// Values that override the YAML file, from flags or the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--config` / `FARO_CONFIG`.
+    pub config_file: Option<PathBuf>,
+    /// `--output-dir` / `FARO_OUTPUT_DIR`.
+    pub output_dir: Option<PathBuf>,
+    /// `--log-level` / `FARO_LOG_LEVEL`.
+    pub log_level: Option<LogLevel>,
+    /// `--auto-shutdown` / `FARO_AUTO_SHUTDOWN_SEC` (0 disables).
+    pub auto_shutdown_sec: Option<u64>,
+    /// `FARO_JSON_EXPORT`.
+    pub json_export: Option<bool>,
+}
+
+impl Overrides {
+    /// Reads `FARO_CONFIG`, `FARO_OUTPUT_DIR`, `FARO_LOG_LEVEL`,
+    /// `FARO_AUTO_SHUTDOWN_SEC` and `FARO_JSON_EXPORT` through `get`
+    /// (`std::env::var` in a program, a map in a test).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.is_empty());
+        let mut out = Overrides {
+            config_file: get("FARO_CONFIG").map(PathBuf::from),
+            output_dir: get("FARO_OUTPUT_DIR").map(PathBuf::from),
+            ..Overrides::default()
+        };
+        if let Some(level) = get("FARO_LOG_LEVEL") {
+            out.log_level = Some(level.parse().map_err(|e: LogLevelError| {
+                ConfigError::invalid("FARO_LOG_LEVEL", e.to_string())
+            })?);
+        }
+        if let Some(sec) = get("FARO_AUTO_SHUTDOWN_SEC") {
+            out.auto_shutdown_sec = Some(sec.parse().map_err(|_| {
+                ConfigError::invalid(
+                    "FARO_AUTO_SHUTDOWN_SEC",
+                    format!(
+                        "{sec:?} is not a number of seconds; expected a whole number such as 300"
+                    ),
+                )
+            })?);
+        }
+        if let Some(json) = get("FARO_JSON_EXPORT") {
+            out.json_export = Some(match json.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "FARO_JSON_EXPORT",
+                        format!("{json:?} is not a boolean; expected true or false"),
+                    ));
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// `self` where set, else `lower`.
+    #[must_use]
+    pub fn or(self, lower: Overrides) -> Overrides {
+        Overrides {
+            config_file: self.config_file.or(lower.config_file),
+            output_dir: self.output_dir.or(lower.output_dir),
+            log_level: self.log_level.or(lower.log_level),
+            auto_shutdown_sec: self.auto_shutdown_sec.or(lower.auto_shutdown_sec),
+            json_export: self.json_export.or(lower.json_export),
+        }
+    }
+}

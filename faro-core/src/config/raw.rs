@@ -1,0 +1,187 @@
+//! The YAML document as written, before validation.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::error::{ConfigError, Invalid};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub output_dir: Option<String>,
+    pub log_level: Option<String>,
+    pub auto_shutdown_sec: Option<u64>,
+    pub json_export: Option<bool>,
+    pub metrics: Option<RawMetrics>,
+    #[serde(default)]
+    pub namespaces: Vec<RawNamespace>,
+    #[serde(default)]
+    pub resources: Vec<RawResource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub bind_addr: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNamespace {
+    pub name_selector: Option<String>,
+    pub name_pattern: Option<String>,
+    #[serde(default)]
+    pub resources: BTreeMap<String, RawResourceFilter>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResourceFilter {
+    pub name_selector: Option<String>,
+    pub name_pattern: Option<String>,
+    pub label_selector: Option<String>,
+    pub label_pattern: Option<String>,
+    pub field_selector: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResource {
+    pub gvr: String,
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub namespace_names: Vec<String>,
+    #[serde(default)]
+    pub namespace_patterns: Vec<String>,
+    pub name_selector: Option<String>,
+    pub name_pattern: Option<String>,
+    pub label_selector: Option<String>,
+    pub label_pattern: Option<String>,
+    pub field_selector: Option<String>,
+}
+
+/// Parses YAML text into the raw document. `origin` names the text in syntax errors.
+pub(crate) fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(RawConfig::default());
+    }
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+    };
+    let mut failed_at: Option<String> = None;
+    let result = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize::<_, Option<RawConfig>>(de).map_err(|e| {
+            failed_at = Some(render_path(e.path()));
+            e.into_inner()
+        })
+    });
+    match result {
+        Ok(raw) => Ok(raw.unwrap_or_default()),
+        Err(error) => Err(convert(&error, failed_at, origin)),
+    }
+}
+
+fn convert(error: &serde_saphyr::Error, path: Option<String>, origin: &str) -> ConfigError {
+    let position = error
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .filter(|(line, _)| *line > 0);
+    let message = first_line(&error.without_snippet().to_string());
+    match path {
+        // The error came from a key or value: name the key path.
+        Some(path) => ConfigError::Invalid(describe(path, &message, position)),
+        None => {
+            let (line, column) = position.unwrap_or((0, 0));
+            ConfigError::Syntax {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: strip_position(&message),
+            }
+        }
+    }
+}
+
+/// Rewords serde's messages into `path: what is wrong; expected …`.
+fn describe(path: String, message: &str, position: Option<(u64, u64)>) -> Invalid {
+    let message = strip_position(message);
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((key, expected)) = rest.split_once('`') {
+            let expected = expected
+                .trim_start_matches(", ")
+                .replace("expected one of ", "")
+                .replace("expected ", "")
+                .replace('`', "");
+            let path = if path.is_empty() || path.ends_with(key) {
+                if path.is_empty() {
+                    key.to_string()
+                } else {
+                    path
+                }
+            } else {
+                format!("{path}.{key}")
+            };
+            return Invalid {
+                path,
+                message: format!("unknown key; expected one of {expected}"),
+                position,
+            };
+        }
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        return Invalid {
+            path,
+            message: format!("missing required key {key}"),
+            position,
+        };
+    }
+    Invalid {
+        path,
+        message,
+        position,
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// serde-saphyr appends ` at line L, column C`; the position is reported separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].trim_end_matches(':').to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn render_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } => push_key(&mut out, key),
+            Segment::Enum { variant } => push_key(&mut out, variant),
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// Appends `.key`, or `["key"]` when the key is not a plain identifier (a GVR).
+pub(crate) fn push_key(out: &mut String, key: &str) {
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(key);
+    } else {
+        out.push_str(&format!("[{key:?}]"));
+    }
+}

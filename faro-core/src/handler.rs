@@ -1,0 +1,63 @@
+//! The seam between watching and dispatching.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::MatchedEvent;
+
+/// Receives every matched event. `faro-watch` calls it; `faro-dispatch`'s
+/// `Dispatcher` and a user's own types implement it.
+///
+/// Calls for one object arrive in order. A slow handler slows the watch
+/// (backpressure) rather than letting memory grow.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// A short name for logs and metrics.
+    fn name(&self) -> &str;
+
+    /// Handles one event. An error is logged and counted by the caller; it
+    /// does not stop the watch.
+    async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError>;
+}
+
+#[async_trait]
+impl<H: EventHandler + ?Sized> EventHandler for Arc<H> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
+        (**self).on_matched(event).await
+    }
+}
+
+/// Why a handler could not handle an event.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl HandlerError {
+    /// An error described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error described by `message`, caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
