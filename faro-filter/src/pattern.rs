@@ -58,7 +58,7 @@ fn regex_error_line(error: &regex::Error) -> String {
         .rev()
         .find_map(|line| line.trim().strip_prefix("error: "))
         .unwrap_or_else(|| text.lines().last().unwrap_or("invalid regular expression"));
-    format!("not a valid regular expression: {detail}")
+    detail.to_string()
 }
 
 /// Which namespaces an object may be in: exact names plus regular expressions.

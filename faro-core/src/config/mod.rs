@@ -20,7 +20,7 @@ pub use error::{ConfigError, Invalid};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 
 use crate::{Gvr, Scope};
-use raw::{RawConfig, RawResource, RawResourceFilter, push_key};
+use raw::{RawConfig, RawResource, RawResourceFilter, boolean, push_key, whole_number};
 
 /// How much Faro logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -204,14 +204,27 @@ impl Config {
                 .parse()
                 .map_err(|e: LogLevelError| ConfigError::invalid("log_level", e.to_string()))?;
         }
-        config.auto_shutdown_sec = raw.auto_shutdown_sec.filter(|s| *s > 0);
-        if let Some(json) = raw.json_export {
-            config.json_export = json;
+        if let Some(sec) = &raw.auto_shutdown_sec {
+            let sec = whole_number(
+                "auto_shutdown_sec",
+                sec,
+                u64::from(u32::MAX),
+                "a number of seconds",
+            )?;
+            config.auto_shutdown_sec = (sec > 0).then_some(sec);
+        }
+        if let Some(json) = &raw.json_export {
+            config.json_export = boolean("json_export", json)?;
         }
         if let Some(metrics) = raw.metrics {
             let m = &mut config.metrics;
-            m.enabled = metrics.enabled.unwrap_or(m.enabled);
-            m.port = metrics.port.unwrap_or(m.port);
+            if let Some(enabled) = &metrics.enabled {
+                m.enabled = boolean("metrics.enabled", enabled)?;
+            }
+            if let Some(port) = &metrics.port {
+                m.port = u16::try_from(whole_number("metrics.port", port, 65535, "a port")?)
+                    .unwrap_or(m.port);
+            }
             if let Some(path) = metrics.path {
                 if !path.starts_with('/') {
                     return Err(ConfigError::invalid(

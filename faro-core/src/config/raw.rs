@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::error::{ConfigError, Invalid};
 
@@ -11,8 +12,8 @@ use super::error::{ConfigError, Invalid};
 pub(crate) struct RawConfig {
     pub output_dir: Option<String>,
     pub log_level: Option<String>,
-    pub auto_shutdown_sec: Option<u64>,
-    pub json_export: Option<bool>,
+    pub auto_shutdown_sec: Option<Value>,
+    pub json_export: Option<Value>,
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub namespaces: Vec<RawNamespace>,
@@ -23,8 +24,8 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMetrics {
-    pub enabled: Option<bool>,
-    pub port: Option<u16>,
+    pub enabled: Option<Value>,
+    pub port: Option<Value>,
     pub path: Option<String>,
     pub bind_addr: Option<String>,
 }
@@ -92,10 +93,14 @@ fn convert(error: &serde_saphyr::Error, path: Option<String>, origin: &str) -> C
         .map(|l| (l.line(), l.column()))
         .filter(|(line, _)| *line > 0);
     let message = first_line(&error.without_snippet().to_string());
+    let syntax = matches!(
+        error.without_snippet(),
+        serde_saphyr::Error::ExternalMessage { .. } | serde_saphyr::Error::Eof { .. }
+    );
     match path {
         // The error came from a key or value: name the key path.
-        Some(path) => ConfigError::Invalid(describe(path, &message, position)),
-        None => {
+        Some(path) if !syntax => ConfigError::Invalid(describe(path, &message, position)),
+        _ => {
             let (line, column) = position.unwrap_or((0, 0));
             ConfigError::Syntax {
                 origin: origin.to_string(),
@@ -183,5 +188,43 @@ pub(crate) fn push_key(out: &mut String, key: &str) {
         out.push_str(key);
     } else {
         out.push_str(&format!("[{key:?}]"));
+    }
+}
+
+/// A boolean written as YAML `true` or `false`; `y`, `yes`, `on` and quoted
+/// strings are refused (they are YAML 1.1 booleans, a classic trap).
+pub(crate) fn boolean(path: &str, value: &Value) -> Result<bool, ConfigError> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        other => Err(ConfigError::invalid(
+            path,
+            format!("{} is not a boolean; expected true or false", show(other)),
+        )),
+    }
+}
+
+/// A whole number within `0..=max`, described as `what` in the error.
+pub(crate) fn whole_number(
+    path: &str,
+    value: &Value,
+    max: u64,
+    what: &str,
+) -> Result<u64, ConfigError> {
+    match value.as_u64() {
+        Some(n) if n <= max => Ok(n),
+        _ => Err(ConfigError::invalid(
+            path,
+            format!(
+                "{} is not {what}; expected a whole number from 0 to {max}",
+                show(value)
+            ),
+        )),
+    }
+}
+
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
     }
 }

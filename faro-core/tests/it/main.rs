@@ -1,0 +1,25 @@
+//! Integration tests of faro-core, linked as one binary.
+
+mod config_errors;
+mod config_shapes;
+mod events;
+mod gvr;
+mod precedence;
+
+/// The rendered watch specs of a YAML configuration.
+pub fn specs(yaml: &str) -> Vec<String> {
+    faro_core::Config::from_yaml(yaml, "faro.yaml")
+        .unwrap_or_else(|e| panic!("configuration should load: {e}"))
+        .watch_specs
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The error text of a YAML configuration that must fail.
+pub fn error(yaml: &str) -> String {
+    match faro_core::Config::from_yaml(yaml, "faro.yaml") {
+        Ok(config) => panic!("configuration should fail, got {:?}", config.watch_specs),
+        Err(e) => e.to_string(),
+    }
+}
