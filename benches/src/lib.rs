@@ -1,1 +1,67 @@
-//! Shared fixtures for Faro's criterion benchmarks.
+//! Fixtures shared by Faro's criterion benchmarks: configurations of a given
+//! size and the objects evaluated against them.
+
+use std::collections::BTreeMap;
+
+use faro_core::config::NamespaceSelection;
+use faro_core::{Gvr, ResourceRule, WatchSpec};
+use faro_filter::{LabelPattern, NamespaceMatcher, Pattern};
+
+/// A watch over `v1/configmaps` in all namespaces serving `rules` rules, each
+/// with a namespace pattern, a name pattern and a label pattern, so that
+/// every rule costs a full evaluation.
+pub fn watch_spec_with_rules(rules: usize) -> WatchSpec {
+    let gvr = Gvr::parse("v1/configmaps").expect("valid GVR");
+    let rules: Vec<ResourceRule> = (0..rules)
+        .map(|i| {
+            let mut rule = ResourceRule::new(gvr.clone());
+            rule.namespaces = NamespaceSelection::Matching(
+                NamespaceMatcher::new(Vec::<String>::new(), [format!("^team-{i}-")])
+                    .expect("valid pattern"),
+            );
+            rule.name_pattern = Some(Pattern::new(&format!("^app-{i}-[a-z]+$")).expect("valid"));
+            rule.label_patterns =
+                LabelPattern::parse_list(&format!("tier=^(web|api)-{i}$")).expect("valid");
+            rule.origin = format!("resources[{i}]");
+            rule
+        })
+        .collect();
+    let mut specs = faro_core::config::normalise(&rules).expect("rules normalise");
+    assert_eq!(specs.len(), 1, "all rules share one watch");
+    specs.remove(0)
+}
+
+/// One object's namespace, name and labels.
+pub struct SampleObject {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `count` objects, a quarter of which match rule `i % rules`, the rest
+/// matching none; so the benchmark measures both early exits and full scans.
+pub fn sample_objects(count: usize, rules: usize) -> Vec<SampleObject> {
+    (0..count)
+        .map(|n| {
+            let i = n % rules.max(1);
+            let hit = n % 4 == 0;
+            let namespace = if hit {
+                format!("team-{i}-prod")
+            } else {
+                format!("other-{n}")
+            };
+            let labels = BTreeMap::from([
+                ("tier".to_string(), format!("web-{i}")),
+                ("app.kubernetes.io/name".to_string(), "bench".to_string()),
+            ]);
+            SampleObject {
+                namespace,
+                name: format!("app-{i}-object"),
+                labels,
+            }
+        })
+        .collect()
+}

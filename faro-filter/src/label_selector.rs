@@ -409,12 +409,12 @@ fn validate_key(key: &str) -> Result<(), FilterError> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if !is_dns_subdomain(prefix) {
-            return Err(FilterError::LabelSelector(format!(
-                "label key {key:?} has an invalid prefix; expected a DNS subdomain such as example.com"
-            )));
-        }
+    if let Some(prefix) = prefix
+        && !is_dns_subdomain(prefix)
+    {
+        return Err(FilterError::LabelSelector(format!(
+            "label key {key:?} has an invalid prefix; expected a DNS subdomain such as example.com"
+        )));
     }
     if name.is_empty() || !is_label_name(name) {
         return Err(FilterError::LabelSelector(format!(

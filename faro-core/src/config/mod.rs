@@ -387,15 +387,15 @@ fn apply_filter(
                 ),
             ));
         }
-        if let Some(other) = rule.field_selector.required("metadata.name") {
-            if other != name {
-                return Err(ConfigError::invalid(
-                    path,
-                    format!(
-                        "{name:?} conflicts with metadata.name={other} in field_selector; expected one name"
-                    ),
-                ));
-            }
+        if let Some(other) = rule.field_selector.required("metadata.name")
+            && other != name
+        {
+            return Err(ConfigError::invalid(
+                path,
+                format!(
+                    "{name:?} conflicts with metadata.name={other} in field_selector; expected one name"
+                ),
+            ));
         }
         rule.field_selector = rule
             .field_selector

@@ -115,28 +115,28 @@ fn convert(error: &serde_saphyr::Error, path: Option<String>, origin: &str) -> C
 /// Rewords serde's messages into `path: what is wrong; expected …`.
 fn describe(path: String, message: &str, position: Option<(u64, u64)>) -> Invalid {
     let message = strip_position(message);
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((key, expected)) = rest.split_once('`') {
-            let expected = expected
-                .trim_start_matches(", ")
-                .replace("expected one of ", "")
-                .replace("expected ", "")
-                .replace('`', "");
-            let path = if path.is_empty() || path.ends_with(key) {
-                if path.is_empty() {
-                    key.to_string()
-                } else {
-                    path
-                }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((key, expected)) = rest.split_once('`')
+    {
+        let expected = expected
+            .trim_start_matches(", ")
+            .replace("expected one of ", "")
+            .replace("expected ", "")
+            .replace('`', "");
+        let path = if path.is_empty() || path.ends_with(key) {
+            if path.is_empty() {
+                key.to_string()
             } else {
-                format!("{path}.{key}")
-            };
-            return Invalid {
-                path,
-                message: format!("unknown key; expected one of {expected}"),
-                position,
-            };
-        }
+                path
+            }
+        } else {
+            format!("{path}.{key}")
+        };
+        return Invalid {
+            path,
+            message: format!("unknown key; expected one of {expected}"),
+            position,
+        };
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or(rest);

@@ -1,0 +1,84 @@
+//! `cargo xtask bench`: run criterion, collect its estimates into one JSON report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use xshell::{Shell, cmd};
+
+pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
+    let sh = Shell::new()?;
+    let root = workspace_root();
+    sh.change_dir(&root);
+    let time = measurement_time.to_string();
+    let filter = filter.unwrap_or("");
+    cmd!(
+        sh,
+        "cargo bench -p faro-benches -- --warm-up-time 1 --measurement-time {time} {filter}"
+    )
+    .run()?;
+
+    let criterion = root.join("target/criterion");
+    let mut results = Vec::new();
+    collect(&criterion, &mut results)?;
+    results.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let report = json!({
+        "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "benchmarks": results,
+    });
+    let out = root.join("target/bench-report.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("bench report: {}", out.display());
+    for r in report["benchmarks"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<40} {:>14.1} ns/iter{}",
+            r["name"].as_str().unwrap_or("?"),
+            r["mean_ns"].as_f64().unwrap_or(f64::NAN),
+            r["elements_per_sec"]
+                .as_f64()
+                .map(|e| format!("  {:>14.0} elements/s", e))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Every `<bench>/new/estimates.json` below `dir`, with its throughput.
+fn collect(dir: &Path, out: &mut Vec<Value>) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n == "new") {
+            let estimates = path.join("estimates.json");
+            let benchmark = path.join("benchmark.json");
+            if !estimates.exists() || !benchmark.exists() {
+                continue;
+            }
+            let estimates: Value = serde_json::from_str(&std::fs::read_to_string(&estimates)?)?;
+            let benchmark: Value = serde_json::from_str(&std::fs::read_to_string(&benchmark)?)?;
+            let mean_ns = estimates["mean"]["point_estimate"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            let elements = benchmark["throughput"]["Elements"].as_f64();
+            out.push(json!({
+                "name": benchmark["full_id"],
+                "mean_ns": mean_ns,
+                "elements_per_iter": elements,
+                "elements_per_sec": elements.map(|e| e * 1e9 / mean_ns),
+            }));
+        } else if path.is_dir() {
+            collect(&path, out)?;
+        }
+    }
+    Ok(())
+}
