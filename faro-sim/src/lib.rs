@@ -1,7 +1,320 @@
 //! A Kubernetes-compatible API server held in memory, with fault injection,
 //! for Faro's tests, its demo and its benchmarks.
 //!
-//! It uses `faro-filter` to evaluate selectors exactly as Faro does, and is
-//! driven by kubectl and kube-rs in tests as a real server would be.
+//! It serves discovery, get/list/watch/create/update/patch/delete with the
+//! real server's resourceVersion, selector, paging and `Status` semantics,
+//! pod logs, CRDs, and the controllers' side effects a real cluster adds. It
+//! uses `faro-filter` to evaluate selectors; kubectl and kube-rs drive it in
+//! tests as they would a real server. Faults (dropped watches, compaction,
+//! error bursts, latency, frozen streams, restarts) are injected through the
+//! `/faro-sim/v1/` admin API or the same methods on [`Sim`].
 //!
-//! Not built yet: this crate holds only its place in the workspace.
+//! ```no_run
+//! # async fn demo() -> Result<(), faro_sim::SimError> {
+//! let sim = faro_sim::Sim::start(faro_sim::SimConfig::default()).await?;
+//! println!("serving on {}, kubeconfig at {}", sim.url(), sim.kubeconfig().display());
+//! sim.create(serde_json::json!({
+//!     "apiVersion": "v1", "kind": "ConfigMap",
+//!     "metadata": { "name": "a", "namespace": "default" },
+//! }))?;
+//! sim.compact(); // a watch from an older version now gets 410 Expired
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod http;
+mod logs;
+mod ops;
+mod resources;
+mod shared;
+mod status;
+mod store;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+pub use resources::ResourceDef;
+pub use shared::{ErrorFault, WatchInfo};
+pub use status::ApiError;
+
+use ops::Target;
+use shared::Shared;
+
+/// How the simulated server behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Where to write the kubeconfig; `None` writes one in the temp directory.
+    pub kubeconfig: Option<PathBuf>,
+    /// How often an idle watch that asked for bookmarks gets one.
+    pub bookmark_interval: Duration,
+    /// How many writes the history keeps for watches to resume from.
+    pub history_window: usize,
+    /// Namespace defaults, namespace termination and the initial namespaces.
+    pub cluster_controllers: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            kubeconfig: None,
+            bookmark_interval: Duration::from_secs(5),
+            history_window: 100_000,
+            cluster_controllers: true,
+        }
+    }
+}
+
+/// Why the simulated server could not start or act.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The port could not be bound.
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind {
+        /// The port asked for.
+        port: u16,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kubeconfig could not be written.
+    #[error("cannot write kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The request was refused as the API server would refuse it.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// A running simulated API server. Dropping it stops the server.
+pub struct Sim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.shared.drop_connections();
+    }
+}
+
+impl Sim {
+    /// Binds, writes the kubeconfig, creates the initial namespaces and serves.
+    pub async fn start(config: SimConfig) -> Result<Sim, SimError> {
+        let port = config.port;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| SimError::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { port, source })?;
+        let kubeconfig = config.kubeconfig.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "faro-sim-{}-{}.kubeconfig",
+                std::process::id(),
+                addr.port()
+            ))
+        });
+        write_kubeconfig(&kubeconfig, &http::url(addr))?;
+        let controllers = config.cluster_controllers;
+        let shared = Shared::new(config);
+        let sim_shared = shared.clone();
+        let server = tokio::spawn(http::serve(listener, shared.clone(), http::router(shared)));
+        let sim = Sim {
+            shared: sim_shared,
+            addr,
+            kubeconfig,
+            server,
+        };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            if controllers || ns == "default" {
+                sim.create(
+                    json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
+                )?;
+            }
+        }
+        Ok(sim)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        http::url(self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The kubeconfig pointing at this server.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    fn target_of(&self, object: &Value) -> Result<Target, ApiError> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        self.target(
+            api_version,
+            kind,
+            object["metadata"]["namespace"].as_str(),
+            object["metadata"]["name"].as_str(),
+        )
+    }
+
+    fn target(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Target, ApiError> {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let def = self
+            .shared
+            .registry()
+            .all()
+            .iter()
+            .find(|d| d.group == group && d.version == version && d.kind == kind)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("no resource of kind {kind} in {api_version}"))
+            })?;
+        Ok(Target {
+            namespace: ns.filter(|_| def.namespaced).map(str::to_string),
+            def,
+            name: name.map(str::to_string),
+            subresource: None,
+        })
+    }
+
+    /// Creates an object given with `apiVersion`, `kind` and `metadata`.
+    pub fn create(&self, object: Value) -> Result<Value, ApiError> {
+        let target = self.target_of(&object)?;
+        Ok(ops::create(&self.shared, &target, object)?.value.clone())
+    }
+
+    /// Replaces an object (conditional when it carries `metadata.resourceVersion`).
+    pub fn update(&self, object: Value) -> Result<Value, ApiError> {
+        let target = self.target_of(&object)?;
+        Ok(ops::update(&self.shared, &target, object)?.value.clone())
+    }
+
+    /// Deletes an object.
+    pub fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let target = self.target(api_version, kind, namespace, Some(name))?;
+        Ok(ops::delete(&self.shared, &target)?.value.clone())
+    }
+
+    /// Reads an object.
+    pub fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let target = self.target(api_version, kind, namespace, Some(name))?;
+        Ok(ops::get(&self.shared, &target)?.value.clone())
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store().rv()
+    }
+
+    /// `{"resourceVersion", "objects", "watches"}`, as `GET /faro-sim/v1/state`.
+    pub fn state(&self) -> Value {
+        admin::do_state(&self.shared)
+    }
+
+    /// Ends every open watch and log follow now.
+    pub fn close_watches(&self) {
+        admin::do_close_watches(&self.shared);
+    }
+
+    /// Forgets history up to now; returns the version compacted to.
+    pub fn compact(&self) -> u64 {
+        admin::do_compact(&self.shared)
+    }
+
+    /// Fails the next requests as `fault` says.
+    pub fn inject_errors(&self, fault: ErrorFault) {
+        admin::do_errors(&self.shared, fault);
+    }
+
+    /// Adds latency to every API response (zero clears it).
+    pub fn set_latency(&self, latency: Duration) {
+        admin::do_latency(&self.shared, latency);
+    }
+
+    /// Holds back everything watches would send, for `duration`.
+    pub fn freeze_watches(&self, duration: Duration) {
+        admin::do_freeze(&self.shared, duration);
+    }
+
+    /// Drops every connection, clears freezes and latency, and refuses connections for `down`.
+    pub fn restart(&self, down: Duration) {
+        admin::do_restart(&self.shared, down);
+    }
+
+    /// The open watch connections.
+    pub fn watches(&self) -> Vec<WatchInfo> {
+        self.shared.watch_infos()
+    }
+
+    /// Appends lines to a container's log.
+    pub fn append_log(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        lines: Vec<String>,
+    ) -> Result<(), ApiError> {
+        admin::do_append_log(&self.shared, ns, pod, container, lines)
+    }
+
+    /// Restarts a container: its log becomes "previous", `restartCount` goes up.
+    pub fn restart_container(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        exit_code: i64,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        admin::do_restart_container(&self.shared, ns, pod, container, exit_code, reason)
+    }
+}
+
+fn write_kubeconfig(path: &Path, url: &str) -> Result<(), SimError> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: faro-sim\n  cluster:\n    server: {url}\ncontexts:\n- name: faro-sim\n  context:\n    cluster: faro-sim\n    user: faro-sim\n    namespace: default\ncurrent-context: faro-sim\nusers:\n- name: faro-sim\n  user: {{}}\npreferences: {{}}\n"
+    );
+    std::fs::write(path, text).map_err(|source| SimError::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,486 @@
+//! The HTTP front: an accept loop that can drop every connection or refuse
+//! them for a while (a restart), request routing on Kubernetes paths,
+//! discovery, and the injection of errors and latency.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::ops::{self, ListQuery, Selection, Target};
+use crate::shared::{FaultAction, Shared};
+use crate::status::ApiError;
+use crate::store::Stored;
+use crate::watch::{self, Origin, WatchQuery};
+
+/// The connection a request arrived on, so a `reset` fault can drop it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnId(pub u64);
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    crate::admin::routes().fallback(api).with_state(shared)
+}
+
+/// Serves `router` on `listener` until the task is aborted. A restart drops
+/// every connection, closes the listener for the down time and binds again.
+pub(crate) async fn serve(mut listener: TcpListener, shared: Arc<Shared>, router: Router) {
+    let addr = listener.local_addr().ok();
+    let mut restart = shared.restart_tx.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let id = shared.next_id();
+                let router = router.clone();
+                let conn_shared = shared.clone();
+                let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnId(id));
+                    router.clone().oneshot(req.map(Body::new))
+                });
+                let task = tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    conn_shared.remove_connection(id);
+                });
+                shared.add_connection(id, task.abort_handle());
+            }
+            changed = restart.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let Some(down) = *restart.borrow_and_update() else { continue };
+                shared.drop_connections();
+                if down.is_zero() {
+                    continue;
+                }
+                drop(listener);
+                tokio::time::sleep(down).await;
+                let Some(addr) = addr else { return };
+                listener = loop {
+                    match TcpListener::bind(addr).await {
+                        Ok(l) => break l,
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                    }
+                };
+            }
+        }
+    }
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+fn stored_response(code: StatusCode, stored: &Stored) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        stored.json.clone(),
+    )
+        .into_response()
+}
+
+fn query_map(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn truthy(v: Option<&String>) -> bool {
+    matches!(v.map(String::as_str), Some("true" | "1"))
+}
+
+/// Every request that is not an admin route.
+async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let conn = parts.extensions.get::<ConnId>().copied();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let params = query_map(&query);
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+
+    let latency = shared.faults().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let verb = verb_of(&parts.method, &segments, &params);
+    if let Some(fault) = shared.take_fault(verb, &user_agent) {
+        match fault {
+            FaultAction::Fail(e) => return e.into_response(),
+            FaultAction::Reset => {
+                if let Some(ConnId(id)) = conn {
+                    shared.drop_connection(id);
+                }
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        }
+    }
+    let body = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),
+    };
+    match route(
+        &shared,
+        &parts.method,
+        &parts.headers,
+        &segments,
+        &params,
+        body,
+        Origin {
+            path: path.clone(),
+            query,
+            user_agent,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The Kubernetes verb of a request, for fault scoping.
+fn verb_of(method: &Method, segments: &[&str], params: &HashMap<String, String>) -> &'static str {
+    let named = match segments.first() {
+        Some(&"api") => {
+            segments.len() >= 4 && !(segments.len() == 5 && segments[2] == "namespaces")
+        }
+        Some(&"apis") => {
+            segments.len() >= 5 && !(segments.len() == 6 && segments[3] == "namespaces")
+        }
+        _ => true,
+    };
+    match *method {
+        Method::GET if !named && truthy(params.get("watch")) => "watch",
+        Method::GET if !named => "list",
+        Method::GET => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if named => "delete",
+        Method::DELETE => "deletecollection",
+        _ => "get",
+    }
+}
+
+fn route(
+    shared: &Arc<Shared>,
+    method: &Method,
+    headers: &HeaderMap,
+    segments: &[&str],
+    params: &HashMap<String, String>,
+    body: Bytes,
+    origin: Origin,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::no_route(&origin.path);
+    let (group, version, rest) = match segments {
+        ["version"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "major": "1", "minor": "33", "gitVersion": "v1.33.0-faro-sim",
+                    "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+                    "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc",
+                    "platform": "linux/amd64",
+                }),
+            ));
+        }
+        ["healthz"] | ["readyz"] | ["livez"] => return Ok((StatusCode::OK, "ok").into_response()),
+        ["api"] => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("127.0.0.1");
+            return Ok(json_response(
+                StatusCode::OK,
+                &shared.registry().api_versions(host),
+            ));
+        }
+        ["apis"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &shared.registry().api_group_list(),
+            ));
+        }
+        ["apis", group] => {
+            return shared
+                .registry()
+                .api_group(group)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(not_found);
+        }
+        ["api", version] => ("", *version, &segments[2..]),
+        ["apis", group, version, ..] => (*group, *version, &segments[3..]),
+        ["api", version, ..] => ("", *version, &segments[2..]),
+        _ => return Err(not_found()),
+    };
+    if rest.is_empty() {
+        return shared
+            .registry()
+            .api_resource_list(group, version)
+            .map(|d| json_response(StatusCode::OK, &d))
+            .ok_or_else(not_found);
+    }
+    let registry = shared.registry().clone();
+    let find = |plural: &str| registry.find(group, version, plural).cloned();
+    // namespaces/<ns>/<plural>[/<name>[/<sub>]] addresses namespaced objects;
+    // namespaces/<name>[/<sub>] addresses the namespace itself.
+    let target = match rest {
+        ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|d| d.namespaced) => {
+            Target {
+                def: find(plural).ok_or_else(not_found)?,
+                namespace: Some((*ns).to_string()),
+                name: tail.first().map(|s| (*s).to_string()),
+                subresource: tail.get(1).map(|s| (*s).to_string()),
+            }
+        }
+        [plural, tail @ ..] => Target {
+            def: find(plural).ok_or_else(not_found)?,
+            namespace: None,
+            name: tail.first().map(|s| (*s).to_string()),
+            subresource: tail.get(1).map(|s| (*s).to_string()),
+        },
+        [] => return Err(not_found()),
+    };
+    if tail_too_long(rest) {
+        return Err(not_found());
+    }
+    if let Some(sub) = &target.subresource {
+        if !target.def.subresources.iter().any(|s| s == sub) {
+            return Err(not_found());
+        }
+        if sub == "log" {
+            return crate::logs::pod_log(shared.clone(), &target, params);
+        }
+    }
+    let selection = || {
+        Selection::parse(
+            &target.def,
+            params.get("labelSelector").map(String::as_str),
+            params.get("fieldSelector").map(String::as_str),
+        )
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let parse_body = |body: &Bytes| -> Result<Value, ApiError> {
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        if !media.is_empty()
+            && media != "application/json"
+            && !media.ends_with("+json")
+            && media != "*/*"
+        {
+            return Err(ApiError::unsupported_media_type(media));
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request is not valid JSON: {e}"))
+        })
+    };
+    let wants_table = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"));
+    match (method.clone(), target.name.is_some()) {
+        (Method::GET, true) => {
+            let stored = ops::get(shared, &target)?;
+            if wants_table {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table(&target, std::slice::from_ref(&stored), stored.rv),
+                ));
+            }
+            Ok(stored_response(StatusCode::OK, &stored))
+        }
+        (Method::GET, false) if truthy(params.get("watch")) => watch::watch(
+            shared.clone(),
+            target.clone(),
+            selection()?,
+            WatchQuery {
+                resource_version: params.get("resourceVersion").cloned(),
+                resource_version_match: params.get("resourceVersionMatch").cloned(),
+                allow_bookmarks: truthy(params.get("allowWatchBookmarks")),
+                send_initial_events: params.get("sendInitialEvents").map(|v| v == "true"),
+                timeout: params
+                    .get("timeoutSeconds")
+                    .and_then(|t| t.parse().ok())
+                    .map(std::time::Duration::from_secs),
+            },
+            origin,
+        ),
+        (Method::GET, false) => {
+            let q = ListQuery {
+                resource_version: params.get("resourceVersion").cloned(),
+                resource_version_match: params.get("resourceVersionMatch").cloned(),
+                limit: params.get("limit").and_then(|l| l.parse().ok()),
+                continue_token: params.get("continue").filter(|c| !c.is_empty()).cloned(),
+            };
+            let page = ops::list(shared, &target, &q, &selection()?)?;
+            if wants_table {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table(&target, &page.items, page.rv),
+                ));
+            }
+            Ok(list_response(&target, &page))
+        }
+        (Method::POST, false) => {
+            let stored = ops::create(shared, &target, parse_body(&body)?)?;
+            Ok(stored_response(StatusCode::CREATED, &stored))
+        }
+        (Method::PUT, true) => {
+            let stored = ops::update(shared, &target, parse_body(&body)?)?;
+            Ok(stored_response(StatusCode::OK, &stored))
+        }
+        (Method::PATCH, true) => {
+            let stored = ops::patch(shared, &target, &content_type, &body)?;
+            Ok(stored_response(StatusCode::OK, &stored))
+        }
+        (Method::DELETE, true) => {
+            let stored = ops::delete(shared, &target)?;
+            Ok(stored_response(StatusCode::OK, &stored))
+        }
+        (Method::DELETE, false) => {
+            if !target.def.verbs.iter().any(|v| v == "deletecollection") {
+                return Err(ApiError::method_not_allowed(
+                    "deletecollection",
+                    &target.def.plural,
+                ));
+            }
+            ops::delete_collection(shared, &target, &selection()?)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                }),
+            ))
+        }
+        (m, _) => Err(ApiError::method_not_allowed(m.as_str(), &target.def.plural)),
+    }
+}
+
+fn tail_too_long(rest: &[&str]) -> bool {
+    match rest {
+        ["namespaces", _, _, tail @ ..] => tail.len() > 2 && rest.len() > 3,
+        _ => rest.len() > 3,
+    }
+}
+
+fn list_response(target: &Target, page: &ops::ListPage) -> Response {
+    let mut out =
+        Vec::with_capacity(page.items.iter().map(|i| i.json.len() + 1).sum::<usize>() + 256);
+    let mut metadata = json!({ "resourceVersion": page.rv.to_string() });
+    if let Some(token) = &page.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    if let Some(remaining) = page.remaining {
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    out.extend_from_slice(
+        format!(
+            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+            target.def.kind,
+            target.def.api_version(),
+            metadata
+        )
+        .as_bytes(),
+    );
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&item.json);
+    }
+    out.extend_from_slice(b"]}");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response()
+}
+
+/// The default table the real server builds for resources without printers.
+fn table(target: &Target, items: &[Arc<Stored>], rv: u64) -> Value {
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            json!({
+                "cells": [o.name, o.value["metadata"]["creationTimestamp"]],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o.value["metadata"],
+                },
+            })
+        })
+        .collect();
+    let _ = &target.def;
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": { "resourceVersion": rv.to_string() },
+        "columnDefinitions": [
+            { "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0 },
+            { "name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0 },
+        ],
+        "rows": rows,
+    })
+}
+
+/// The address a listener is bound to, for messages.
+pub(crate) fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}

@@ -1,0 +1,169 @@
+//! `GET .../pods/<name>/log`: container logs with `container`, `follow`,
+//! `previous`, `sinceTime`, `sinceSeconds`, `timestamps` and `tailLines`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+
+use crate::ops::{self, Target};
+use crate::shared::Shared;
+use crate::status::ApiError;
+
+type Line = (jiff::Timestamp, String);
+
+struct LogOptions {
+    timestamps: bool,
+    since: Option<jiff::Timestamp>,
+    tail: Option<usize>,
+}
+
+impl LogOptions {
+    fn render(&self, lines: &[Line], out: &mut String) {
+        let selected: Vec<&Line> = lines
+            .iter()
+            .filter(|(at, _)| self.since.is_none_or(|s| *at >= s))
+            .collect();
+        let skip = self.tail.map_or(0, |t| selected.len().saturating_sub(t));
+        for (at, text) in selected.into_iter().skip(skip) {
+            if self.timestamps {
+                out.push_str(&at.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_string());
+                out.push(' ');
+            }
+            out.push_str(text);
+            out.push('\n');
+        }
+    }
+}
+
+pub(crate) fn pod_log(
+    shared: Arc<Shared>,
+    target: &Target,
+    params: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let pod = ops::get(
+        &shared,
+        &Target {
+            subresource: None,
+            ..target.clone()
+        },
+    )?;
+    let ns = pod.namespace.clone().unwrap_or_default();
+    let containers: Vec<String> = pod.value["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect();
+    let container = match params.get("container") {
+        Some(c) if !c.is_empty() => {
+            if !containers.contains(c) {
+                return Err(ApiError::bad_request(format!(
+                    "container {c} is not valid for pod {}",
+                    pod.name
+                )));
+            }
+            c.clone()
+        }
+        _ if containers.len() == 1 => containers[0].clone(),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {}, choose one of: [{}]",
+                pod.name,
+                containers.join(" ")
+            )));
+        }
+    };
+    let since = match (params.get("sinceTime"), params.get("sinceSeconds")) {
+        (Some(t), _) => Some(t.parse::<jiff::Timestamp>().map_err(|_| {
+            ApiError::bad_request(format!("sinceTime: invalid RFC 3339 time {t:?}"))
+        })?),
+        (None, Some(s)) => {
+            let seconds: i64 = s
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("sinceSeconds: invalid value {s:?}")))?;
+            jiff::Timestamp::now()
+                .checked_sub(jiff::SignedDuration::from_secs(seconds))
+                .ok()
+        }
+        _ => None,
+    };
+    let options = LogOptions {
+        timestamps: params.get("timestamps").is_some_and(|v| v == "true"),
+        since,
+        tail: params.get("tailLines").and_then(|t| t.parse().ok()),
+    };
+    let key = (ns, pod.name.clone(), container.clone());
+    let previous = params.get("previous").is_some_and(|v| v == "true");
+    let (lines, generation) = {
+        let logs = shared.logs();
+        let log = logs.get(&key).cloned().unwrap_or_default();
+        let lines = if previous {
+            log.previous.ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "previous terminated container \"{container}\" in pod \"{}\" not found",
+                    pod.name
+                ))
+            })?
+        } else {
+            log.lines
+        };
+        (lines, log.generation)
+    };
+    let mut text = String::new();
+    options.render(&lines, &mut text);
+    let follow = params.get("follow").is_some_and(|v| v == "true") && !previous;
+    if !follow {
+        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response());
+    }
+    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let mut sent = lines.len();
+    tokio::spawn(async move {
+        if !text.is_empty() && tx.send(Bytes::from(text)).await.is_err() {
+            return;
+        }
+        let mut changes = shared.logs_tx.subscribe();
+        let mut close = shared.close_tx.subscribe();
+        close.mark_unchanged();
+        let follow_options = LogOptions {
+            tail: None,
+            since: None,
+            ..options
+        };
+        loop {
+            let (new, ended) = {
+                let logs = shared.logs();
+                match logs.get(&key) {
+                    Some(log) if log.generation == generation => {
+                        (log.lines.get(sent..).unwrap_or_default().to_vec(), false)
+                    }
+                    _ => (Vec::new(), true),
+                }
+            };
+            if !new.is_empty() {
+                sent += new.len();
+                let mut chunk = String::new();
+                follow_options.render(&new, &mut chunk);
+                if tx.send(Bytes::from(chunk)).await.is_err() {
+                    return;
+                }
+            }
+            if ended {
+                return;
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = close.changed() => return,
+                () = tx.closed() => return,
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|c| c.map(Ok::<_, Infallible>))
+    }));
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], body).into_response())
+}

@@ -1,0 +1,54 @@
+//! `faro-sim`: serve the simulated API server alone, for kubectl or a test tool.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    name = "faro-sim",
+    version,
+    about = "A Kubernetes-compatible API server in memory"
+)]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where to write the kubeconfig.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Milliseconds between bookmarks on idle watches.
+    #[arg(long, default_value_t = 5000)]
+    bookmark_interval_ms: u64,
+    /// Writes kept in history for watches to resume from.
+    #[arg(long, default_value_t = 100_000)]
+    history_window: usize,
+    /// Turn off what a real cluster's controllers add (namespace defaults, termination).
+    #[arg(long)]
+    no_controllers: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = faro_sim::SimConfig {
+        port: args.port,
+        kubeconfig: args.kubeconfig,
+        bookmark_interval: Duration::from_millis(args.bookmark_interval_ms),
+        history_window: args.history_window,
+        cluster_controllers: !args.no_controllers,
+    };
+    let sim = match faro_sim::Sim::start(config).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("faro-sim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("FARO_SIM_URL: {}", sim.url());
+    println!("FARO_SIM_KUBECONFIG: {}", sim.kubeconfig().display());
+    let _ = tokio::signal::ctrl_c().await;
+    ExitCode::SUCCESS
+}
