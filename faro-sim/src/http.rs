@@ -163,6 +163,9 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             FaultAction::Reset => {
                 if let Some(ConnId(id)) = conn {
                     shared.drop_connection(id);
+                    // The abort lands at the next await: park here so that
+                    // nothing is written before the connection goes.
+                    std::future::pending::<()>().await;
                 }
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }

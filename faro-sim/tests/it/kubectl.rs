@@ -76,53 +76,102 @@ async fn create_get_label_annotate_patch_replace_delete() {
     assert!(String::from_utf8_lossy(&again.stderr).contains(r#"configmaps "cm1" already exists"#));
 
     let namespaces = k.ok(&["get", "ns"]);
-    for ns in ["default", "kube-system", "kube-public", "kube-node-lease", "demo"] {
-        assert!(namespaces.lines().any(|l| l.starts_with(&format!("{ns} "))), "{ns} in {namespaces}");
+    for ns in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "demo",
+    ] {
+        assert!(
+            namespaces.lines().any(|l| l.starts_with(&format!("{ns} "))),
+            "{ns} in {namespaces}"
+        );
     }
     // What a real cluster's controllers add to a new namespace.
     let cms = k.ok(&["get", "cm", "-n", "demo"]);
-    assert!(cms.contains("kube-root-ca.crt") && cms.contains("cm1"), "{cms}");
+    assert!(
+        cms.contains("kube-root-ca.crt") && cms.contains("cm1"),
+        "{cms}"
+    );
     assert!(k.ok(&["get", "sa", "-n", "demo"]).contains("default"));
 
     let cm = k.json(&["get", "cm", "cm1", "-n", "demo"]);
     assert_eq!(cm["metadata"]["labels"]["app"], "web");
     assert_eq!(cm["data"]["a"], "1");
-    let rv1: u64 = cm["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let rv1: u64 = cm["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(!cm["metadata"]["uid"].as_str().unwrap().is_empty());
 
-    assert_eq!(k.ok(&["label", "cm", "cm1", "-n", "demo", "tier=front"]).trim(), "configmap/cm1 labeled");
-    assert_eq!(k.ok(&["annotate", "cm", "cm1", "-n", "demo", "note=hi"]).trim(), "configmap/cm1 annotated");
     assert_eq!(
-        k.ok(&["patch", "cm", "cm1", "-n", "demo", "--type", "merge", "-p", r#"{"data":{"b":"2"}}"#]).trim(),
+        k.ok(&["label", "cm", "cm1", "-n", "demo", "tier=front"])
+            .trim(),
+        "configmap/cm1 labeled"
+    );
+    assert_eq!(
+        k.ok(&["annotate", "cm", "cm1", "-n", "demo", "note=hi"])
+            .trim(),
+        "configmap/cm1 annotated"
+    );
+    assert_eq!(
+        k.ok(&[
+            "patch",
+            "cm",
+            "cm1",
+            "-n",
+            "demo",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"b":"2"}}"#
+        ])
+        .trim(),
         "configmap/cm1 patched"
     );
     let cm = k.json(&["get", "cm", "cm1", "-n", "demo"]);
     assert_eq!(cm["metadata"]["labels"]["tier"], "front");
     assert_eq!(cm["metadata"]["annotations"]["note"], "hi");
     assert_eq!(cm["data"], serde_json::json!({"a": "1", "b": "2"}));
-    let rv2: u64 = cm["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let rv2: u64 = cm["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rv2 > rv1, "resourceVersion moves forward");
 
     let mut replaced = cm.clone();
     replaced["data"]["c"] = "3".into();
     let file = manifest("cm1.json", &replaced.to_string());
     assert_eq!(
-        k.ok(&["replace", "-f", file.to_str().unwrap(), "--validate=false"]).trim(),
+        k.ok(&["replace", "-f", file.to_str().unwrap(), "--validate=false"])
+            .trim(),
         "configmap/cm1 replaced"
     );
-    assert_eq!(k.json(&["get", "cm", "cm1", "-n", "demo"])["data"]["c"], "3");
+    assert_eq!(
+        k.json(&["get", "cm", "cm1", "-n", "demo"])["data"]["c"],
+        "3"
+    );
     // The same replace again carries a stale resourceVersion: 409 Conflict.
     let stale = k.fails(&["replace", "-f", file.to_str().unwrap(), "--validate=false"]);
     assert!(stale.contains("the object has been modified"), "{stale}");
 
-    assert_eq!(k.ok(&["delete", "cm", "cm2", "-n", "demo"]).trim(), r#"configmap "cm2" deleted"#);
+    assert_eq!(
+        k.ok(&["delete", "cm", "cm2", "-n", "demo"]).trim(),
+        r#"configmap "cm2" deleted"#
+    );
     let gone = k.fails(&["get", "cm", "cm2", "-n", "demo"]);
     assert!(gone.contains(r#"configmaps "cm2" not found"#), "{gone}");
 
     let deploy = k.json(&["get", "deploy", "web", "-n", "demo"]);
     assert_eq!(deploy["metadata"]["generation"], 1);
     assert_eq!(deploy["kind"], "Deployment");
-    assert_eq!(k.json(&["get", "job", "job1", "-n", "demo"])["apiVersion"], "batch/v1");
+    assert_eq!(
+        k.json(&["get", "job", "job1", "-n", "demo"])["apiVersion"],
+        "batch/v1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,12 +180,22 @@ async fn discovery_through_raw_and_api_resources() {
     let Some(k) = Kubectl::find(&sim) else { return };
     let apis: serde_json::Value = serde_json::from_str(&k.ok(&["get", "--raw", "/apis"])).unwrap();
     assert_eq!(apis["kind"], "APIGroupList");
-    let groups: Vec<&str> = apis["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    let groups: Vec<&str> = apis["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
     for g in ["apps", "batch", "events.k8s.io", "apiextensions.k8s.io"] {
         assert!(groups.contains(&g), "{g} in {groups:?}");
     }
-    let core: serde_json::Value = serde_json::from_str(&k.ok(&["get", "--raw", "/api/v1"])).unwrap();
-    let pods_log = core["resources"].as_array().unwrap().iter().any(|r| r["name"] == "pods/log");
+    let core: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "--raw", "/api/v1"])).unwrap();
+    let pods_log = core["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "pods/log");
     assert!(pods_log, "pods/log subresource is discovered");
 
     let table = k.ok(&["api-resources"]);
@@ -149,10 +208,22 @@ async fn discovery_through_raw_and_api_resources() {
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(row("configmaps"), ["configmaps", "cm", "v1", "true", "ConfigMap"]);
-    assert_eq!(row("namespaces"), ["namespaces", "ns", "v1", "false", "Namespace"]);
-    assert_eq!(row("deployments"), ["deployments", "deploy", "apps/v1", "true", "Deployment"]);
-    assert_eq!(row("cronjobs"), ["cronjobs", "cj", "batch/v1", "true", "CronJob"]);
+    assert_eq!(
+        row("configmaps"),
+        ["configmaps", "cm", "v1", "true", "ConfigMap"]
+    );
+    assert_eq!(
+        row("namespaces"),
+        ["namespaces", "ns", "v1", "false", "Namespace"]
+    );
+    assert_eq!(
+        row("deployments"),
+        ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    );
+    assert_eq!(
+        row("cronjobs"),
+        ["cronjobs", "cj", "batch/v1", "true", "CronJob"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +232,16 @@ async fn watch_in_the_background_sees_added_modified_deleted() {
     let Some(k) = Kubectl::find(&sim) else { return };
     let out = manifest("watch.out", "");
     let mut watcher = k
-        .command(&["get", "cm", "-n", "default", "-w", "-o", "json", "--output-watch-events"])
+        .command(&[
+            "get",
+            "cm",
+            "-n",
+            "default",
+            "-w",
+            "-o",
+            "json",
+            "--output-watch-events",
+        ])
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::null())
         .spawn()
@@ -169,9 +249,20 @@ async fn watch_in_the_background_sees_added_modified_deleted() {
     // The watch is open once faro-sim lists it.
     assert!(eventually(Duration::from_secs(10), || !sim.watches().is_empty()).await);
 
-    let cm = manifest("w.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched, namespace: default}\ndata: {a: '1'}\n");
+    let cm = manifest(
+        "w.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched, namespace: default}\ndata: {a: '1'}\n",
+    );
     k.ok(&["create", "-f", cm.to_str().unwrap(), "--validate=false"]);
-    k.ok(&["patch", "cm", "watched", "--type", "merge", "-p", r#"{"data":{"a":"2"}}"#]);
+    k.ok(&[
+        "patch",
+        "cm",
+        "watched",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"a":"2"}}"#,
+    ]);
     k.ok(&["delete", "cm", "watched"]);
 
     let types = || -> Vec<String> {
@@ -199,13 +290,20 @@ async fn logs_follow_and_previous() {
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p1, namespace: default}\nspec: {containers: [{name: app, image: busybox}, {name: side, image: busybox}]}\n",
     );
     k.ok(&["create", "-f", pod.to_str().unwrap(), "--validate=false"]);
-    sim.append_log("default", "p1", "app", vec!["hello".into(), "world".into()]).unwrap();
+    sim.append_log("default", "p1", "app", vec!["hello".into(), "world".into()])
+        .unwrap();
     assert_eq!(k.ok(&["logs", "p1", "-c", "app"]), "hello\nworld\n");
     assert_eq!(k.ok(&["logs", "p1", "-c", "app", "--tail", "1"]), "world\n");
     let stamped = k.ok(&["logs", "p1", "-c", "app", "--timestamps"]);
-    assert!(stamped.lines().all(|l| l.len() > 30 && l.contains("Z ")), "{stamped}");
+    assert!(
+        stamped.lines().all(|l| l.len() > 30 && l.contains("Z ")),
+        "{stamped}"
+    );
     let none = k.fails(&["logs", "p1", "-c", "app", "--previous"]);
-    assert!(none.contains(r#"previous terminated container "app" in pod "p1" not found"#), "{none}");
+    assert!(
+        none.contains(r#"previous terminated container "app" in pod "p1" not found"#),
+        "{none}"
+    );
 
     // Follow: lines appended later arrive on the open stream.
     let out = manifest("follow.out", "");
@@ -214,20 +312,34 @@ async fn logs_follow_and_previous() {
         .stdout(std::fs::File::create(&out).unwrap())
         .spawn()
         .unwrap();
-    assert!(eventually(Duration::from_secs(10), || std::fs::read_to_string(&out).unwrap_or_default() == "hello\nworld\n").await);
-    sim.append_log("default", "p1", "app", vec!["later".into()]).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            == "hello\nworld\n")
+        .await
+    );
+    sim.append_log("default", "p1", "app", vec!["later".into()])
+        .unwrap();
     let followed = eventually(Duration::from_secs(10), || {
         std::fs::read_to_string(&out).unwrap_or_default() == "hello\nworld\nlater\n"
     })
     .await;
     // A restart ends the followed stream, as the kubelet does.
-    sim.restart_container("default", "p1", "app", 137, "OOMKilled").unwrap();
-    let ended = tokio::task::spawn_blocking(move || follower.wait()).await.unwrap().unwrap();
+    sim.restart_container("default", "p1", "app", 137, "OOMKilled")
+        .unwrap();
+    let ended = tokio::task::spawn_blocking(move || follower.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(followed, "followed: {:?}", std::fs::read_to_string(&out));
     assert!(ended.success());
 
-    sim.append_log("default", "p1", "app", vec!["after restart".into()]).unwrap();
-    assert_eq!(k.ok(&["logs", "p1", "-c", "app", "--previous"]), "hello\nworld\nlater\n");
+    sim.append_log("default", "p1", "app", vec!["after restart".into()])
+        .unwrap();
+    assert_eq!(
+        k.ok(&["logs", "p1", "-c", "app", "--previous"]),
+        "hello\nworld\nlater\n"
+    );
     assert_eq!(k.ok(&["logs", "p1", "-c", "app"]), "after restart\n");
     let status = k.json(&["get", "pod", "p1"]);
     let app = &status["status"]["containerStatuses"][0];
@@ -259,24 +371,38 @@ async fn crd_lifecycle() {
     let Some(k) = Kubectl::find(&sim) else { return };
     let crd = manifest("crd.yaml", CRD);
     assert_eq!(
-        k.ok(&["create", "-f", crd.to_str().unwrap(), "--validate=false"]).trim(),
+        k.ok(&["create", "-f", crd.to_str().unwrap(), "--validate=false"])
+            .trim(),
         "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"
     );
-    k.ok(&["wait", "--for", "condition=established", "--timeout=10s", "crd/widgets.example.com"]);
-    assert!(k.ok(&["api-resources", "--api-group", "example.com"]).contains("Widget"));
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=10s",
+        "crd/widgets.example.com",
+    ]);
+    assert!(
+        k.ok(&["api-resources", "--api-group", "example.com"])
+            .contains("Widget")
+    );
 
     let cr = manifest(
         "widget.yaml",
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: default}\nspec: {size: 3}\n",
     );
     assert_eq!(
-        k.ok(&["create", "-f", cr.to_str().unwrap(), "--validate=false"]).trim(),
+        k.ok(&["create", "-f", cr.to_str().unwrap(), "--validate=false"])
+            .trim(),
         "widget.example.com/w1 created"
     );
     let list = k.json(&["get", "widgets"]);
     assert_eq!(list["items"][0]["spec"]["size"], 3);
     assert!(k.ok(&["get", "wd"]).contains("w1"));
-    assert_eq!(k.ok(&["delete", "widget", "w1"]).trim(), r#"widget.example.com "w1" deleted"#);
+    assert_eq!(
+        k.ok(&["delete", "widget", "w1"]).trim(),
+        r#"widget.example.com "w1" deleted"#
+    );
     assert!(k.ok(&["get", "widgets", "-o", "name"]).trim().is_empty());
 
     k.ok(&["delete", "crd", "widgets.example.com"]);
@@ -295,9 +421,21 @@ async fn crd_lifecycle() {
 async fn namespace_deletion_terminates_then_removes_its_contents() {
     let sim = start().await;
     let Some(k) = Kubectl::find(&sim) else { return };
-    let file = manifest("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: doomed}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: doomed}\n");
+    let file = manifest(
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: doomed}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: doomed}\n",
+    );
     k.ok(&["create", "-f", file.to_str().unwrap(), "--validate=false"]);
-    assert_eq!(k.ok(&["delete", "ns", "doomed"]).trim(), r#"namespace "doomed" deleted"#);
-    assert!(k.fails(&["get", "ns", "doomed"]).contains(r#"namespaces "doomed" not found"#));
-    assert!(k.fails(&["get", "cm", "c", "-n", "doomed"]).contains("not found"));
+    assert_eq!(
+        k.ok(&["delete", "ns", "doomed"]).trim(),
+        r#"namespace "doomed" deleted"#
+    );
+    assert!(
+        k.fails(&["get", "ns", "doomed"])
+            .contains(r#"namespaces "doomed" not found"#)
+    );
+    assert!(
+        k.fails(&["get", "cm", "c", "-n", "doomed"])
+            .contains("not found")
+    );
 }

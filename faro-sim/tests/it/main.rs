@@ -28,12 +28,17 @@ pub struct Kubectl {
 impl Kubectl {
     /// `None`, after saying why, when kubectl is not on the PATH.
     pub fn find(sim: &Sim) -> Option<Self> {
-        match Command::new("kubectl").args(["version", "--client"]).output() {
+        match Command::new("kubectl")
+            .args(["version", "--client"])
+            .output()
+        {
             Ok(out) if out.status.success() => Some(Self {
                 kubeconfig: sim.kubeconfig().to_path_buf(),
             }),
             _ => {
-                eprintln!("SKIPPED: kubectl is not on the PATH; this test drives faro-sim with kubectl");
+                eprintln!(
+                    "SKIPPED: kubectl is not on the PATH; this test drives faro-sim with kubectl"
+                );
                 None
             }
         }
@@ -90,7 +95,8 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
 
 /// Writes a manifest to a file for `kubectl -f`.
 pub fn manifest(name: &str, text: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", std::process::id()));
+    let path =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{name}", std::process::id()));
     std::fs::write(&path, text).expect("manifest written");
     path
 }
