@@ -65,3 +65,22 @@ pub fn sample_objects(count: usize, rules: usize) -> Vec<SampleObject> {
         })
         .collect()
 }
+
+/// A ConfigMap of about `bytes` bytes of data, as the demo and benchmarks create.
+pub fn configmap(namespace: &str, name: &str, bytes: usize) -> serde_json::Value {
+    let value: String = "abcdefghijklmnopqrstuvwxyz0123456789"
+        .chars()
+        .cycle()
+        .take(bytes)
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": { "app": "bench", "tier": "web" },
+        },
+        "data": { "payload": value },
+    })
+}
