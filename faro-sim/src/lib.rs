@@ -22,6 +22,7 @@
 //! ```
 
 mod admin;
+pub mod churn;
 mod http;
 mod logs;
 mod ops;

@@ -505,3 +505,55 @@ async fn admin_routes_over_http() {
         .unwrap();
     assert!(crate::eventually(Duration::from_secs(5), || sim.watches().is_empty()).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_log_and_restart_routes_over_http() {
+    let sim = start().await;
+    let client = client(&sim).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    let pod = serde_json::from_value(json!({
+        "metadata": { "name": "p" },
+        "spec": { "containers": [{ "name": "app", "image": "busybox" }] },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let post = |path: &str, body: serde_json::Value| {
+        Request::post(path.to_string())
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes())
+            .unwrap()
+    };
+    client
+        .request_text(post(
+            "/faro-sim/v1/pods/default/p/containers/app/log",
+            json!({"lines": ["one", "two"]}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        pods.logs("p", &Default::default()).await.unwrap(),
+        "one\ntwo\n"
+    );
+    client
+        .request_text(post(
+            "/faro-sim/v1/pods/default/p/containers/app/restart",
+            json!({"exitCode": 2, "reason": "Error"}),
+        ))
+        .await
+        .unwrap();
+    let previous = kube::api::LogParams {
+        previous: true,
+        ..Default::default()
+    };
+    assert_eq!(pods.logs("p", &previous).await.unwrap(), "one\ntwo\n");
+    assert_eq!(pods.logs("p", &Default::default()).await.unwrap(), "");
+    let status = pods.get("p").await.unwrap().status.unwrap();
+    assert_eq!(status.container_statuses.unwrap()[0].restart_count, 1);
+    let missing = client
+        .request_text(post(
+            "/faro-sim/v1/pods/default/nope/containers/app/log",
+            json!({"lines": ["x"]}),
+        ))
+        .await;
+    assert!(matches!(missing, Err(kube::Error::Api(s)) if s.code == 404));
+}

@@ -75,6 +75,25 @@ async fn create_get_label_annotate_patch_replace_delete() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains(r#"configmaps "cm1" already exists"#));
 
+    // apply over what create made: nothing changed is "unchanged", a change is "configured".
+    let applied = k.ok(&["apply", "-f", file, "--validate=false"]);
+    assert!(
+        applied.contains("configmap/cm1 configured") || applied.contains("configmap/cm1 unchanged"),
+        "{applied}"
+    );
+    let changed = manifest(
+        "apply.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm2, namespace: demo}\ndata: {b: '3'}\n",
+    );
+    let applied = k.ok(&["apply", "-f", changed.to_str().unwrap(), "--validate=false"]);
+    assert_eq!(applied.trim(), "configmap/cm2 configured");
+    assert_eq!(
+        k.json(&["get", "cm", "cm2", "-n", "demo"])["data"]["b"],
+        "3"
+    );
+    let applied = k.ok(&["apply", "-f", changed.to_str().unwrap(), "--validate=false"]);
+    assert_eq!(applied.trim(), "configmap/cm2 unchanged");
+
     let namespaces = k.ok(&["get", "ns"]);
     for ns in [
         "default",

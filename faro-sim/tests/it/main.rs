@@ -1,6 +1,7 @@
 //! Integration tests of faro-sim, linked as one binary: kubectl as a real
 //! client, and the fault-injection API.
 
+mod churn;
 mod faults;
 mod kubectl;
 
