@@ -557,3 +557,145 @@ async fn container_log_and_restart_routes_over_http() {
         .await;
     assert!(matches!(missing, Err(kube::Error::Api(s)) if s.code == 404));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_window_eviction_expires_old_versions() {
+    let sim = faro_sim::Sim::start(faro_sim::SimConfig {
+        history_window: 5,
+        ..faro_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client(&sim).await, "default");
+    let first = rv(&create(&api, "first").await);
+    for i in 0..10 {
+        create(&api, &format!("later-{i}")).await;
+    }
+    let mut stream = api
+        .watch(&WatchParams::default(), &first)
+        .await
+        .unwrap()
+        .boxed();
+    assert!(
+        matches!(next(&mut stream, Duration::from_secs(5)).await, Some(WatchEvent::Error(e)) if e.code == 410)
+    );
+    // Within the window it still resumes.
+    let recent = (sim.resource_version() - 2).to_string();
+    let mut stream = api
+        .watch(&WatchParams::default(), &recent)
+        .await
+        .unwrap()
+        .boxed();
+    assert_eq!(
+        name_of(&next(&mut stream, Duration::from_secs(5)).await.unwrap()).0,
+        "ADDED"
+    );
+    // An exact list at an evicted version is 410 Gone too.
+    match api
+        .list(
+            &ListParams::default()
+                .at(&first)
+                .matching(kube::api::VersionMatch::Exact),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!((s.code, s.reason.as_str()), (410, "Expired")),
+        other => panic!("expected 410, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_seconds_watch_1_json_patch_and_deletecollection() {
+    let sim = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client(&sim).await, "default");
+    let from = rv(&create(&api, "a").await);
+
+    // timeoutSeconds ends the stream cleanly.
+    let mut stream = api
+        .watch(
+            &WatchParams::default().timeout(1).disable_bookmarks(),
+            &from,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap();
+    assert!(end.is_none(), "{end:?}");
+
+    // watch=1 is a watch as well.
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+        let request = format!(
+            "GET /api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1&resourceVersion=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    assert!(answer.contains(r#"{"type":"ADDED","object":{"#), "{answer}");
+
+    // JSON patch (RFC 6902), sent as kube's client would with its jsonpatch feature.
+    let client = client(&sim).await;
+    let json_patch = |ops: serde_json::Value| {
+        Request::patch("/api/v1/namespaces/default/configmaps/a")
+            .header("content-type", "application/json-patch+json")
+            .body(ops.to_string().into_bytes())
+            .unwrap()
+    };
+    let patched: ConfigMap = serde_json::from_str(
+        &client
+            .request_text(json_patch(json!([
+                { "op": "add", "path": "/data/extra", "value": "x" },
+                { "op": "test", "path": "/data/k", "value": "v" },
+            ])))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(patched.data.unwrap()["extra"], "x");
+    match client
+        .request_text(json_patch(
+            json!([{ "op": "test", "path": "/data/k", "value": "nope" }]),
+        ))
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 422),
+        other => panic!("a failed test op is 422 Invalid, got {other:?}"),
+    }
+
+    // deletecollection with a label selector deletes only what matches.
+    api.create(
+        &PostParams::default(),
+        &cm("web-1", json!({ "app": "web" })),
+    )
+    .await
+    .unwrap();
+    api.create(
+        &PostParams::default(),
+        &cm("web-2", json!({ "app": "web" })),
+    )
+    .await
+    .unwrap();
+    api.delete_collection(
+        &Default::default(),
+        &ListParams::default().labels("app=web"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["a", "kube-root-ca.crt"]);
+}
