@@ -628,9 +628,7 @@ async fn timeout_seconds_watch_1_json_patch_and_deletecollection() {
     let answer = {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut socket = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
-        let request = format!(
-            "GET /api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1&resourceVersion=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        );
+        let request = "GET /api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1&resourceVersion=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_string();
         socket.write_all(request.as_bytes()).await.unwrap();
         let mut buf = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buf))
