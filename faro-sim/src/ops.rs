@@ -727,7 +727,6 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
             .as_str()
             .unwrap_or_default()
             .to_string();
-        shared.registry_mut().remove_custom(&group, &plural);
         let storage = format!("{group}/{plural}");
         let mut store = shared.store();
         for object in store.list(&storage, None) {
@@ -736,6 +735,8 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
         }
         let rv = store.rv();
         drop(store);
+        // Objects first, as the CRD finalizer does; then the resource stops being served.
+        shared.registry_mut().remove_custom(&group, &plural);
         shared.notify(rv);
     }
     let last = shared

@@ -246,9 +246,6 @@ impl WatchStream {
         let interval = self.shared.config.bookmark_interval;
         let mut next_bookmark = Instant::now() + interval;
         loop {
-            if !self.still_served() {
-                return;
-            }
             let batch = self.shared.store().events_after(last, BATCH);
             let batch = match batch {
                 Ok(batch) => batch,
@@ -279,7 +276,12 @@ impl WatchStream {
                 self.last_rv.store(last, Ordering::Relaxed);
                 continue;
             }
-            // Caught up: wait for a write, a bookmark, the deadline or the end.
+            // Caught up. A resource no longer served (its CRD deleted) ends
+            // here, after its objects' DELETED events went out.
+            if !self.still_served() {
+                return;
+            }
+            // Wait for a write, a bookmark, the deadline or the end.
             let deadline = self
                 .deadline
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));

@@ -697,3 +697,56 @@ async fn timeout_seconds_watch_1_json_patch_and_deletecollection() {
         .collect();
     assert_eq!(left, ["a", "kube-root-ca.crt"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_crd_ends_the_watches_on_its_resources() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = start().await;
+    sim.create(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "gadgets.example.com" },
+        "spec": { "group": "example.com", "scope": "Namespaced",
+                  "names": { "plural": "gadgets", "kind": "Gadget" },
+                  "versions": [{ "name": "v1", "served": true, "storage": true }] },
+    }))
+    .unwrap();
+    sim.create(json!({
+        "apiVersion": "example.com/v1", "kind": "Gadget",
+        "metadata": { "name": "g1", "namespace": "default" },
+    }))
+    .unwrap();
+    let mut socket = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    socket
+        .write_all(b"GET /apis/example.com/v1/namespaces/default/gadgets?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(crate::eventually(Duration::from_secs(5), || sim.watches().len() == 1).await);
+    sim.delete(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "gadgets.example.com",
+    )
+    .unwrap();
+    // The stream ends: the terminating zero-length chunk arrives, after the DELETED.
+    let mut seen = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            if n == 0 || seen.ends_with(b"0\r\n\r\n") {
+                return;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&seen);
+    assert!(ended.is_ok(), "the watch stayed open: {text}");
+    assert!(text.contains(r#""type":"DELETED""#), "{text}");
+    assert!(crate::eventually(Duration::from_secs(5), || sim.watches().is_empty()).await);
+    assert!(
+        sim.get("example.com/v1", "Gadget", Some("default"), "g1")
+            .is_err()
+    );
+}
