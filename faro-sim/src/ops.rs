@@ -684,17 +684,11 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
             finish_namespace(shared, &name);
             return Ok(existing);
         }
-        if existing.value["metadata"]
-            .get("deletionTimestamp")
-            .is_some()
-        {
+        let Some(stored) = mark_deleting(shared, NAMESPACES, &existing, |ns| {
+            ns["status"]["phase"] = json!("Terminating");
+        }) else {
             return Ok(existing);
-        }
-        let mut terminating = existing.value.clone();
-        terminating["metadata"]["deletionTimestamp"] = json!(now());
-        terminating["status"]["phase"] = json!("Terminating");
-        let stored = shared.store().put(NAMESPACES, terminating);
-        shared.notify(stored.rv);
+        };
         let shared_ns = name.clone();
         let handle = shared.self_handle();
         tokio::spawn(async move {
@@ -706,17 +700,7 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
         return Ok(stored);
     }
     if has_finalizers {
-        if existing.value["metadata"]
-            .get("deletionTimestamp")
-            .is_some()
-        {
-            return Ok(existing);
-        }
-        let mut marked = existing.value.clone();
-        marked["metadata"]["deletionTimestamp"] = json!(now());
-        let stored = shared.store().put(&def.storage_key(), marked);
-        shared.notify(stored.rv);
-        return Ok(stored);
+        return Ok(mark_deleting(shared, &def.storage_key(), &existing, |_| {}).unwrap_or(existing));
     }
     if def.storage_key() == CRDS {
         let group = existing.value["spec"]["group"]
@@ -748,6 +732,27 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
         forget_pod_logs(shared, &ns, &name);
     }
     Ok(last)
+}
+
+/// Sets `deletionTimestamp` (and whatever `also` changes) once; `None` when already set.
+fn mark_deleting(
+    shared: &Shared,
+    storage: &str,
+    existing: &Stored,
+    also: impl FnOnce(&mut Value),
+) -> Option<Arc<Stored>> {
+    if existing.value["metadata"]
+        .get("deletionTimestamp")
+        .is_some()
+    {
+        return None;
+    }
+    let mut marked = existing.value.clone();
+    marked["metadata"]["deletionTimestamp"] = json!(now());
+    also(&mut marked);
+    let stored = shared.store().put(storage, marked);
+    shared.notify(stored.rv);
+    Some(stored)
 }
 
 fn forget_pod_logs(shared: &Shared, ns: &str, pod: &str) {

@@ -32,6 +32,14 @@ async fn create(api: &Api<ConfigMap>, name: &str) -> ConfigMap {
         .unwrap()
 }
 
+/// A JSON POST to an admin route.
+fn post(path: &str, body: serde_json::Value) -> Request<Vec<u8>> {
+    Request::post(path.to_string())
+        .header("content-type", "application/json")
+        .body(body.to_string().into_bytes())
+        .unwrap()
+}
+
 fn rv(cm: &ConfigMap) -> String {
     cm.metadata.resource_version.clone().unwrap()
 }
@@ -434,12 +442,6 @@ async fn admin_routes_over_http() {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let old = rv(&create(&api, "a").await);
     create(&api, "b").await;
-    let post = |path: &str, body: serde_json::Value| {
-        Request::post(path.to_string())
-            .header("content-type", "application/json")
-            .body(body.to_string().into_bytes())
-            .unwrap()
-    };
     let state: serde_json::Value = serde_json::from_str(
         &client
             .request_text(Request::get("/faro-sim/v1/state").body(vec![]).unwrap())
@@ -517,12 +519,6 @@ async fn container_log_and_restart_routes_over_http() {
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let post = |path: &str, body: serde_json::Value| {
-        Request::post(path.to_string())
-            .header("content-type", "application/json")
-            .body(body.to_string().into_bytes())
-            .unwrap()
-    };
     client
         .request_text(post(
             "/faro-sim/v1/pods/default/p/containers/app/log",
