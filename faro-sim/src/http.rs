@@ -279,26 +279,23 @@ fn route(
     let find = |plural: &str| registry.find(group, version, plural).cloned();
     // namespaces/<ns>/<plural>[/<name>[/<sub>]] addresses namespaced objects;
     // namespaces/<name>[/<sub>] addresses the namespace itself.
-    let target = match rest {
+    let (def, namespace, tail) = match rest {
         ["namespaces", ns, plural, tail @ ..] if find(plural).is_some_and(|d| d.namespaced) => {
-            Target {
-                def: find(plural).ok_or_else(not_found)?,
-                namespace: Some((*ns).to_string()),
-                name: tail.first().map(|s| (*s).to_string()),
-                subresource: tail.get(1).map(|s| (*s).to_string()),
-            }
+            (find(plural), Some((*ns).to_string()), tail)
         }
-        [plural, tail @ ..] => Target {
-            def: find(plural).ok_or_else(not_found)?,
-            namespace: None,
-            name: tail.first().map(|s| (*s).to_string()),
-            subresource: tail.get(1).map(|s| (*s).to_string()),
-        },
+        [plural, tail @ ..] => (find(plural), None, tail),
         [] => return Err(not_found()),
     };
-    if tail_too_long(rest) {
+    // After the resource: at most a name and a subresource.
+    if tail.len() > 2 {
         return Err(not_found());
     }
+    let target = Target {
+        def: def.ok_or_else(not_found)?,
+        namespace,
+        name: tail.first().map(|s| (*s).to_string()),
+        subresource: tail.get(1).map(|s| (*s).to_string()),
+    };
     if let Some(sub) = &target.subresource {
         if !target.def.subresources.iter().any(|s| s == sub) {
             return Err(not_found());
@@ -342,7 +339,7 @@ fn route(
             if wants_table {
                 return Ok(json_response(
                     StatusCode::OK,
-                    &table(&target, std::slice::from_ref(&stored), stored.rv),
+                    &table(std::slice::from_ref(&stored), stored.rv),
                 ));
             }
             Ok(stored_response(StatusCode::OK, &stored))
@@ -372,10 +369,7 @@ fn route(
             };
             let page = ops::list(shared, &target, &q, &selection()?)?;
             if wants_table {
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &table(&target, &page.items, page.rv),
-                ));
+                return Ok(json_response(StatusCode::OK, &table(&page.items, page.rv)));
             }
             Ok(list_response(&target, &page))
         }
@@ -414,13 +408,6 @@ fn route(
     }
 }
 
-fn tail_too_long(rest: &[&str]) -> bool {
-    match rest {
-        ["namespaces", _, _, tail @ ..] => tail.len() > 2 && rest.len() > 3,
-        _ => rest.len() > 3,
-    }
-}
-
 fn list_response(target: &Target, page: &ops::ListPage) -> Response {
     let mut out =
         Vec::with_capacity(page.items.iter().map(|i| i.json.len() + 1).sum::<usize>() + 256);
@@ -456,7 +443,7 @@ fn list_response(target: &Target, page: &ops::ListPage) -> Response {
 }
 
 /// The default table the real server builds for resources without printers.
-fn table(target: &Target, items: &[Arc<Stored>], rv: u64) -> Value {
+fn table(items: &[Arc<Stored>], rv: u64) -> Value {
     let rows: Vec<Value> = items
         .iter()
         .map(|o| {
@@ -470,7 +457,6 @@ fn table(target: &Target, items: &[Arc<Stored>], rv: u64) -> Value {
             })
         })
         .collect();
-    let _ = &target.def;
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

@@ -532,7 +532,7 @@ pub(crate) fn update(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
-    let (result, finalize_namespace) = {
+    let result = {
         let mut store = shared.store();
         let Some(existing) = store.get(&def.storage_key(), &ns, &name) else {
             return Err(ApiError::not_found(&def.group, &def.plural, &name));
@@ -595,19 +595,14 @@ pub(crate) fn update(
             && finalizers_done
             && def.plural != "namespaces"
         {
-            let last = store
+            store
                 .remove(&def.storage_key(), &ns, &name)
-                .unwrap_or(existing);
-            (last, false)
+                .unwrap_or(existing)
         } else {
-            let stored = store.put(&def.storage_key(), new);
-            (stored, false)
+            store.put(&def.storage_key(), new)
         }
     };
     shared.notify(result.rv);
-    if finalize_namespace {
-        finish_namespace(shared, &name);
-    }
     Ok(result)
 }
 
@@ -712,13 +707,11 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
             .unwrap_or_default()
             .to_string();
         let storage = format!("{group}/{plural}");
-        let mut store = shared.store();
-        for object in store.list(&storage, None) {
-            let (ons, oname) = object.key();
-            store.remove(&storage, &ons, &oname);
-        }
-        let rv = store.rv();
-        drop(store);
+        let rv = {
+            let mut store = shared.store();
+            store.remove_all(&storage, None);
+            store.rv()
+        };
         // Objects first, as the CRD finalizer does; then the resource stops being served.
         shared.registry_mut().remove_custom(&group, &plural);
         shared.notify(rv);
@@ -776,9 +769,7 @@ pub(crate) fn finish_namespace(shared: &Shared, ns: &str) {
     };
     let mut store = shared.store();
     for storage in &storages {
-        for object in store.list(storage, Some(ns)) {
-            store.remove(storage, ns, &object.name);
-        }
+        store.remove_all(storage, Some(ns));
     }
     store.remove(NAMESPACES, "", ns);
     let rv = store.rv();

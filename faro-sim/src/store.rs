@@ -257,6 +257,15 @@ impl Store {
         Some(last)
     }
 
+    /// Deletes every object of `storage` (in one namespace or all), each
+    /// with its own version and DELETED history entry.
+    pub fn remove_all(&mut self, storage: &str, namespace: Option<&str>) {
+        for object in self.list(storage, namespace) {
+            let (ns, name) = object.key();
+            self.remove(storage, &ns, &name);
+        }
+    }
+
     fn record(
         &mut self,
         storage: Arc<str>,
