@@ -116,22 +116,14 @@ fn convert(error: &serde_saphyr::Error, path: Option<String>, origin: &str) -> C
 fn describe(path: String, message: &str, position: Option<(u64, u64)>) -> Invalid {
     let message = strip_position(message);
     if let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some((key, expected)) = rest.split_once('`')
+        && let Some((_key, expected)) = rest.split_once('`')
     {
         let expected = expected
             .trim_start_matches(", ")
             .replace("expected one of ", "")
             .replace("expected ", "")
             .replace('`', "");
-        let path = if path.is_empty() || path.ends_with(key) {
-            if path.is_empty() {
-                key.to_string()
-            } else {
-                path
-            }
-        } else {
-            format!("{path}.{key}")
-        };
+        // serde_path_to_error's path already ends with the unknown key.
         return Invalid {
             path,
             message: format!("unknown key; expected one of {expected}"),

@@ -13,6 +13,14 @@ fn unknown_key() {
         e,
         "resources[0].colour: unknown key; expected one of gvr, scope, namespace_names, namespace_patterns, name_selector, name_pattern, label_selector, label_pattern, field_selector (line 3, column 5)"
     );
+    assert_eq!(
+        error("resources:\n  - gvr: v1/configmaps\n    my-key: 1\n"),
+        r#"resources[0]["my-key"]: unknown key; expected one of gvr, scope, namespace_names, namespace_patterns, name_selector, name_pattern, label_selector, label_pattern, field_selector (line 3, column 5)"#
+    );
+    assert_eq!(
+        error("output_dir: /tmp\nfoo: 1\n"),
+        "foo: unknown key; expected one of output_dir, log_level, auto_shutdown_sec, json_export, metrics, namespaces, resources (line 2, column 1)"
+    );
     let e = error(
         "namespaces:\n  - name_selector: a\n    resources:\n      v1/configmaps:\n        nme_pattern: x\n",
     );
