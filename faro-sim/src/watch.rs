@@ -96,6 +96,7 @@ pub(crate) fn watch(
     });
     let stream = WatchStream {
         shared: shared.clone(),
+        storage: target.def.storage_key(),
         target,
         selection,
         bookmarks: q.allow_bookmarks,
@@ -120,6 +121,8 @@ pub(crate) fn watch(
 
 struct WatchStream {
     shared: Arc<Shared>,
+    /// The target's storage key, computed once: every history entry is compared with it.
+    storage: String,
     target: Target,
     selection: Selection,
     bookmarks: bool,
@@ -187,7 +190,7 @@ impl WatchStream {
 
     /// Appends what this watcher sees of one history entry.
     fn render(&self, entry: &HistoryEntry, out: &mut Vec<u8>) {
-        if *entry.storage != *self.target.def.storage_key() {
+        if *entry.storage != *self.storage {
             return;
         }
         let now = self.matches(&entry.object);
@@ -219,10 +222,7 @@ impl WatchStream {
             Start::Initial { bookmark_end } => {
                 let (objects, rv) = {
                     let store = self.shared.store();
-                    let objects = store.list(
-                        &self.target.def.storage_key(),
-                        self.target.namespace.as_deref(),
-                    );
+                    let objects = store.list(&self.storage, self.target.namespace.as_deref());
                     (objects, store.rv())
                 };
                 let mut out = Vec::new();
