@@ -31,7 +31,7 @@ mod event;
 mod gvr;
 mod handler;
 
-pub use config::{Config, ConfigError, ResourceRule, WatchSpec};
+pub use config::{Config, ConfigError, ResourceRule, WatchSpec, WorkloadConfig};
 pub use event::{EventType, MatchedEvent, MatchedEventBuilder, ObjectKey};
 pub use gvr::{Gvr, GvrError, Scope, ScopeError};
 pub use handler::{EventHandler, HandlerError};

@@ -33,6 +33,23 @@ impl Pattern {
     pub fn is_match(&self, text: &str) -> bool {
         self.regex.is_match(text)
     }
+
+    /// How many capture groups the pattern declares (the whole match not counted).
+    pub fn group_count(&self) -> usize {
+        self.regex.captures_len() - 1
+    }
+
+    /// The first capture group of the first match, or the whole match when
+    /// the pattern has no group; `None` when it does not match.
+    pub fn capture<'t>(&self, text: &'t str) -> Option<&'t str> {
+        if self.group_count() == 0 {
+            return self.regex.find(text).map(|m| m.as_str());
+        }
+        self.regex
+            .captures(text)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str())
+    }
 }
 
 impl PartialEq for Pattern {

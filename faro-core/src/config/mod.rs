@@ -20,7 +20,9 @@ pub use error::{ConfigError, Invalid};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 
 use crate::{Gvr, Scope};
-use raw::{RawConfig, RawResource, RawResourceFilter, boolean, push_key, whole_number};
+use raw::{
+    RawConfig, RawResource, RawResourceFilter, RawWorkload, boolean, push_key, whole_number,
+};
 
 /// How much Faro logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -121,6 +123,40 @@ pub struct Config {
     pub rules: Vec<ResourceRule>,
     /// The normalised watches serving `rules`.
     pub watch_specs: Vec<WatchSpec>,
+    /// Workload detection; `None` when the block is absent.
+    pub workload: Option<WorkloadConfig>,
+}
+
+/// Workload detection: namespaces labelled as workloads, and the resources
+/// watched in each workload's namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadConfig {
+    /// The namespace label whose value names a workload.
+    pub detection_label: String,
+    /// Which label values are workloads; its first capture group (or the
+    /// whole match) is the workload id.
+    pub workload_pattern: Pattern,
+    /// Which namespaces belong to a workload: its first capture group must
+    /// equal the workload id.
+    pub namespace_pattern: Pattern,
+    /// Namespaced resources watched in every namespace of a workload.
+    pub gvrs: Vec<Gvr>,
+}
+
+impl WorkloadConfig {
+    /// The workload id a namespace's labels declare, if any.
+    pub fn workload_of<'a>(
+        &self,
+        labels: Option<&'a std::collections::BTreeMap<String, String>>,
+    ) -> Option<&'a str> {
+        let value = labels?.get(&self.detection_label)?;
+        self.workload_pattern.capture(value)
+    }
+
+    /// The workload id a namespace name belongs to, if any.
+    pub fn namespace_workload<'a>(&self, namespace: &'a str) -> Option<&'a str> {
+        self.namespace_pattern.capture(namespace)
+    }
 }
 
 impl Default for Config {
@@ -133,6 +169,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             rules: Vec::new(),
             watch_specs: Vec::new(),
+            workload: None,
         }
     }
 }
@@ -297,8 +334,62 @@ impl Config {
             rules.push(resource_rule(&format!("resources[{i}]"), resource)?);
         }
         config.set_rules(rules)?;
+        if let Some(workload) = raw.workload {
+            config.workload = Some(workload_config(workload)?);
+        }
         Ok(config)
     }
+}
+
+fn workload_config(raw: RawWorkload) -> Result<WorkloadConfig, ConfigError> {
+    let label = raw.detection_label;
+    let plain_key = !label.contains(['=', '!', ',', ' ', '(', ')']);
+    if !plain_key || LabelSelector::parse(&label).is_err() {
+        return Err(ConfigError::invalid(
+            "workload.detection_label",
+            format!("{label:?} is not a label key; expected one such as example.com/workload"),
+        ));
+    }
+    let pattern =
+        |path: &str, text: &str| Pattern::new(text).map_err(|e| invalid_value(path, text, &e));
+    let workload_pattern = pattern(
+        "workload.workload_pattern",
+        raw.workload_pattern.as_deref().unwrap_or(".+"),
+    )?;
+    let namespace_pattern = pattern("workload.namespace_pattern", &raw.namespace_pattern)?;
+    if namespace_pattern.group_count() == 0 {
+        return Err(ConfigError::invalid(
+            "workload.namespace_pattern",
+            format!(
+                "{:?} has no capture group; expected one that captures the workload id, such as ^(.+)-(dev|prod)$",
+                raw.namespace_pattern
+            ),
+        ));
+    }
+    if raw.gvrs.is_empty() {
+        return Err(ConfigError::invalid(
+            "workload.gvrs",
+            "is empty; expected at least one namespaced resource such as v1/pods",
+        ));
+    }
+    let mut gvrs = Vec::with_capacity(raw.gvrs.len());
+    for (i, text) in raw.gvrs.iter().enumerate() {
+        let at = format!("workload.gvrs[{i}]");
+        let gvr = Gvr::parse(text).map_err(|e| ConfigError::invalid(at.clone(), e.to_string()))?;
+        if gvr.known_scope() == Some(Scope::Cluster) {
+            return Err(ConfigError::invalid(
+                at,
+                format!("{gvr} is cluster-scoped; expected a namespaced resource"),
+            ));
+        }
+        gvrs.push(gvr);
+    }
+    Ok(WorkloadConfig {
+        detection_label: label,
+        workload_pattern,
+        namespace_pattern,
+        gvrs,
+    })
 }
 
 fn resource_rule(origin: &str, raw: RawResource) -> Result<ResourceRule, ConfigError> {

@@ -19,6 +19,17 @@ pub(crate) struct RawConfig {
     pub namespaces: Vec<RawNamespace>,
     #[serde(default)]
     pub resources: Vec<RawResource>,
+    pub workload: Option<RawWorkload>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkload {
+    pub detection_label: String,
+    pub workload_pattern: Option<String>,
+    pub namespace_pattern: String,
+    #[serde(default)]
+    pub gvrs: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@ mod config_shapes;
 mod events;
 mod gvr;
 mod precedence;
+mod workload;
 
 /// The rendered watch specs of a YAML configuration.
 pub fn specs(yaml: &str) -> Vec<String> {
