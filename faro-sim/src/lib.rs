@@ -60,6 +60,9 @@ pub struct SimConfig {
     pub history_window: usize,
     /// Namespace defaults, namespace termination and the initial namespaces.
     pub cluster_controllers: bool,
+    /// Serve streaming lists (`sendInitialEvents`); when off, such a watch is
+    /// refused with 422 as by a server without the WatchList feature gate.
+    pub streaming_lists: bool,
 }
 
 impl Default for SimConfig {
@@ -70,6 +73,7 @@ impl Default for SimConfig {
             bookmark_interval: Duration::from_secs(5),
             history_window: 100_000,
             cluster_controllers: true,
+            streaming_lists: true,
         }
     }
 }

@@ -28,6 +28,9 @@ struct Args {
     /// Turn off what a real cluster's controllers add (namespace defaults, termination).
     #[arg(long)]
     no_controllers: bool,
+    /// Refuse streaming lists (sendInitialEvents), as a server without the WatchList feature gate.
+    #[arg(long)]
+    no_streaming_lists: bool,
 }
 
 #[tokio::main]
@@ -39,6 +42,7 @@ async fn main() -> ExitCode {
         bookmark_interval: Duration::from_millis(args.bookmark_interval_ms),
         history_window: args.history_window,
         cluster_controllers: !args.no_controllers,
+        streaming_lists: !args.no_streaming_lists,
     };
     let sim = match faro_sim::Sim::start(config).await {
         Ok(sim) => sim,

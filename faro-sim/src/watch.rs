@@ -60,6 +60,13 @@ pub(crate) fn watch(
     let rv = q.resource_version.as_deref().filter(|s| !s.is_empty());
     let start = match q.send_initial_events {
         Some(true) => {
+            if !shared.config.streaming_lists {
+                return Err(ApiError::invalid(
+                    "ListOptions",
+                    "",
+                    "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+                ));
+            }
             if q.resource_version_match.as_deref() != Some("NotOlderThan") {
                 return Err(ApiError::invalid(
                     "ListOptions",

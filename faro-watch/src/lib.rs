@@ -1,9 +1,41 @@
 //! Everything that talks to the Kubernetes API server: discovery, shared
 //! ref-counted informers over any GVR, classification of the watch stream
-//! into ADDED / UPDATED / DELETED, and resilience to the server's faults.
+//! into ADDED / UPDATED / DELETED, resilience to the server's faults, CRD
+//! lifecycle and workload detection.
 //!
 //! It sits above `faro-core` (vocabulary, configuration) and `faro-filter`
 //! (compiled selectors), and hands matched events to every
-//! `faro_core::EventHandler` registered on its controller.
+//! `faro_core::EventHandler` registered on its [`Controller`]:
 //!
-//! Not built yet: this crate holds only its place in the workspace.
+//! ```no_run
+//! # async fn run(client: kube::Client, config: faro_core::Config) -> Result<(), faro_watch::WatchError> {
+//! let controller = faro_watch::Controller::new(client, &config);
+//! controller.start().await?;
+//! controller.ready().await; // every initial list classified and delivered
+//! controller.stop().await; // every watch ended, every handler call finished
+//! # Ok(()) }
+//! ```
+//!
+//! One watch runs per distinct (GVR, namespace, label selector, field
+//! selector); consumers share it through subscriptions and the last one
+//! to leave stops it. Each informer keeps a compact known state
+//! (key → uid, resourceVersion), so a relist after a gap yields exactly the
+//! events that were missed — no replayed ADDED, and an inferred DELETED for
+//! every object that disappeared meanwhile.
+
+mod classify;
+mod controller;
+mod discovery;
+mod error;
+mod informer;
+mod metrics;
+mod options;
+mod workload;
+
+pub use classify::{Classified, KnownState, Observation};
+pub use controller::{Controller, InformerInfo, Subscription};
+pub use discovery::{Discovery, Resolution, ResolvedResource};
+pub use error::WatchError;
+pub use informer::{InformerKey, InformerState};
+pub use metrics::WatchMetrics;
+pub use options::{ListStrategy, WatchOptions};

@@ -55,7 +55,9 @@ fn refuses_bad_blocks_with_one_line() {
     for (yaml, expected) in cases {
         assert_eq!(error(&yaml), expected, "for {yaml}");
     }
-    assert!(error(&BLOCK.replace("^team-([a-z]+)$", "^team-([a-z]+$")).starts_with(
-        "workload.workload_pattern: \"^team-([a-z]+$\" is not a valid regular expression"
-    ));
+    assert!(
+        error(&BLOCK.replace("^team-([a-z]+)$", "^team-([a-z]+$")).starts_with(
+            "workload.workload_pattern: \"^team-([a-z]+$\" is not a valid regular expression"
+        )
+    );
 }

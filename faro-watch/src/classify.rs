@@ -1,0 +1,344 @@
+//! Turning watch and list observations into ADDED / UPDATED / DELETED.
+//!
+//! Each informer keeps a compact record per object it has seen — its uid,
+//! its last resourceVersion, whether the last state passed the client-side
+//! filter, and the relist generation it was last seen in — never the
+//! object itself. Everything here is synchronous and free of I/O, so the
+//! rules can be tested on their own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use faro_core::{DynamicObject, EventType};
+
+/// One classified observation, ready to be handed on when `deliver` is set.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// ADDED, UPDATED or DELETED.
+    pub event_type: EventType,
+    /// The object as it was in this event; for an inferred DELETED, a
+    /// skeleton with the name, namespace, uid and last resourceVersion seen.
+    pub object: Arc<DynamicObject>,
+    /// `Some(last resourceVersion)` when the DELETED was inferred from a relist.
+    pub inferred: Option<String>,
+    /// Whether the client-side filter lets it through.
+    pub deliver: bool,
+}
+
+/// What the watch stream or a list said about one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// Present: ADDED or MODIFIED on a watch, or an item of a (re)list.
+    Present,
+    /// DELETED on a watch.
+    Deleted,
+}
+
+#[derive(Debug)]
+struct Known {
+    uid: Box<str>,
+    resource_version: Box<str>,
+    /// The last delivered state passed the filter, so its DELETED is delivered too.
+    delivered: bool,
+    generation: u32,
+}
+
+/// The compact known state of one informer: key → (uid, resourceVersion).
+#[derive(Debug, Default)]
+pub struct KnownState {
+    objects: HashMap<Box<str>, Known>,
+    generation: u32,
+    relisting: bool,
+}
+
+impl KnownState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many objects are tracked.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether nothing is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Starts a relist: objects not observed before [`finish_relist`](Self::finish_relist) are gone.
+    pub fn begin_relist(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.relisting = true;
+    }
+
+    /// Ends a relist: every known object that the list did not contain is
+    /// DELETED, marked inferred and carrying the last resourceVersion seen.
+    pub fn finish_relist(&mut self, out: &mut Vec<Classified>) {
+        if !self.relisting {
+            return;
+        }
+        self.relisting = false;
+        let generation = self.generation;
+        let mut gone: Vec<(Box<str>, Known)> = Vec::new();
+        self.objects.retain(|key, known| {
+            if known.generation == generation {
+                true
+            } else {
+                gone.push((key.clone(), std::mem::replace(known, Known::placeholder())));
+                false
+            }
+        });
+        gone.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, known) in gone {
+            out.push(inferred_delete(&key, known));
+        }
+    }
+
+    /// Classifies one observation of `object`; `passes` is the client-side filter.
+    pub fn observe(
+        &mut self,
+        observation: Observation,
+        object: Arc<DynamicObject>,
+        passes: impl Fn(&DynamicObject) -> bool,
+        out: &mut Vec<Classified>,
+    ) {
+        let meta = &object.metadata;
+        let key = object_key(
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or(""),
+        );
+        let uid = meta.uid.as_deref().unwrap_or("");
+        let rv = meta.resource_version.as_deref().unwrap_or("");
+        let generation = self.generation;
+        match observation {
+            Observation::Deleted => {
+                let Some(known) = self.objects.remove(key.as_str()) else {
+                    // Never delivered, so nobody downstream knows it.
+                    return;
+                };
+                if *known.uid != *uid {
+                    // The one we knew went away unseen; this one was never seen.
+                    out.push(inferred_delete(&key, known));
+                    return;
+                }
+                let deliver = known.delivered || passes(&object);
+                out.push(Classified {
+                    event_type: EventType::Deleted,
+                    object,
+                    inferred: None,
+                    deliver,
+                });
+            }
+            Observation::Present => {
+                let deliver = passes(&object);
+                if let Some(known) = self.objects.get_mut(key.as_str()) {
+                    known.generation = generation;
+                    if *known.uid == *uid {
+                        if *known.resource_version == *rv {
+                            // A replay after a relist or a resumed watch: nothing changed.
+                            return;
+                        }
+                        known.resource_version = rv.into();
+                        known.delivered = deliver;
+                        out.push(Classified {
+                            event_type: EventType::Updated,
+                            object,
+                            inferred: None,
+                            deliver,
+                        });
+                        return;
+                    }
+                    // Same key, new uid: the old object was deleted and recreated.
+                    let old = std::mem::replace(
+                        known,
+                        Known {
+                            uid: uid.into(),
+                            resource_version: rv.into(),
+                            delivered: deliver,
+                            generation,
+                        },
+                    );
+                    out.push(inferred_delete(&key, old));
+                } else {
+                    self.objects.insert(
+                        key.into_boxed_str(),
+                        Known {
+                            uid: uid.into(),
+                            resource_version: rv.into(),
+                            delivered: deliver,
+                            generation,
+                        },
+                    );
+                }
+                out.push(Classified {
+                    event_type: EventType::Added,
+                    object,
+                    inferred: None,
+                    deliver,
+                });
+            }
+        }
+    }
+}
+
+impl Known {
+    fn placeholder() -> Self {
+        Self {
+            uid: Box::from(""),
+            resource_version: Box::from(""),
+            delivered: false,
+            generation: 0,
+        }
+    }
+}
+
+fn object_key(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => {
+            let mut key = String::with_capacity(ns.len() + 1 + name.len());
+            key.push_str(ns);
+            key.push('/');
+            key.push_str(name);
+            key
+        }
+        _ => name.to_owned(),
+    }
+}
+
+fn inferred_delete(key: &str, known: Known) -> Classified {
+    let (namespace, name) = match key.split_once('/') {
+        Some((ns, name)) => (Some(ns.to_owned()), name.to_owned()),
+        None => (None, key.to_owned()),
+    };
+    let mut object = DynamicObject {
+        types: None,
+        metadata: Default::default(),
+        data: serde_json::Value::Object(Default::default()),
+    };
+    object.metadata.namespace = namespace;
+    object.metadata.name = Some(name);
+    object.metadata.uid = Some(known.uid.into());
+    object.metadata.resource_version = Some(known.resource_version.to_string());
+    Classified {
+        event_type: EventType::Deleted,
+        object: Arc::new(object),
+        inferred: Some(known.resource_version.into()),
+        deliver: known.delivered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(name: &str, uid: &str, rv: &str) -> Arc<DynamicObject> {
+        let mut o = DynamicObject {
+            types: None,
+            metadata: Default::default(),
+            data: serde_json::json!({}),
+        };
+        o.metadata.namespace = Some("ns".into());
+        o.metadata.name = Some(name.into());
+        o.metadata.uid = Some(uid.into());
+        o.metadata.resource_version = Some(rv.into());
+        Arc::new(o)
+    }
+
+    fn run(state: &mut KnownState, steps: &[(Observation, Arc<DynamicObject>)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (o, object) in steps {
+            state.observe(*o, object.clone(), |_| true, &mut out);
+        }
+        render(&out)
+    }
+
+    fn render(out: &[Classified]) -> Vec<String> {
+        out.iter()
+            .map(|c| {
+                format!(
+                    "{} {} {}{}",
+                    c.event_type.as_str(),
+                    c.object.metadata.name.as_deref().unwrap_or(""),
+                    c.object.metadata.resource_version.as_deref().unwrap_or(""),
+                    if c.inferred.is_some() {
+                        " inferred"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect()
+    }
+
+    use Observation::{Deleted, Present};
+
+    #[test]
+    fn watch_events_become_added_updated_deleted() {
+        let mut s = KnownState::new();
+        let got = run(
+            &mut s,
+            &[
+                (Present, obj("a", "u1", "1")),
+                (Present, obj("a", "u1", "2")),
+                (Present, obj("a", "u1", "2")),
+                (Deleted, obj("a", "u1", "3")),
+                (Deleted, obj("b", "u2", "4")),
+            ],
+        );
+        assert_eq!(got, ["ADDED a 1", "UPDATED a 2", "DELETED a 3"]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn relist_replays_nothing_and_infers_missing_deletes() {
+        let mut s = KnownState::new();
+        run(
+            &mut s,
+            &[
+                (Present, obj("a", "u1", "1")),
+                (Present, obj("b", "u2", "2")),
+            ],
+        );
+        s.begin_relist();
+        let mut got = run(
+            &mut s,
+            &[
+                (Present, obj("a", "u1", "1")),
+                (Present, obj("c", "u3", "5")),
+            ],
+        );
+        let mut out = Vec::new();
+        s.finish_relist(&mut out);
+        got.extend(render(&out));
+        assert_eq!(got, ["ADDED c 5", "DELETED b 2 inferred"]);
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn a_new_uid_under_a_known_key_is_delete_then_add() {
+        let mut s = KnownState::new();
+        run(&mut s, &[(Present, obj("a", "u1", "1"))]);
+        s.begin_relist();
+        let got = run(&mut s, &[(Present, obj("a", "u9", "7"))]);
+        assert_eq!(got, ["DELETED a 1 inferred", "ADDED a 7"]);
+    }
+
+    #[test]
+    fn filter_decides_delivery_and_a_delivered_object_gets_its_delete() {
+        let mut s = KnownState::new();
+        let mut out = Vec::new();
+        s.observe(Present, obj("a", "u1", "1"), |_| true, &mut out);
+        s.observe(Present, obj("a", "u1", "2"), |_| false, &mut out);
+        s.observe(Present, obj("b", "u2", "3"), |_| false, &mut out);
+        s.observe(Deleted, obj("b", "u2", "4"), |_| false, &mut out);
+        let delivered: Vec<bool> = out.iter().map(|c| c.deliver).collect();
+        assert_eq!(delivered, [true, false, false, false]);
+        out.clear();
+        s.observe(Present, obj("a", "u1", "5"), |_| true, &mut out);
+        s.observe(Deleted, obj("a", "u1", "6"), |_| false, &mut out);
+        assert_eq!(render(&out), ["UPDATED a 5", "DELETED a 6"]);
+        assert!(out.iter().all(|c| c.deliver));
+    }
+}

@@ -1,0 +1,570 @@
+//! The `Controller`: the library's entry point. It resolves the
+//! configuration's watch specs through discovery, owns the registry of
+//! shared informers, and tells when everything has synced.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+
+use faro_core::DynamicObject;
+use faro_core::config::normalise;
+use faro_core::{
+    Config, EventHandler, EventType, Gvr, ResourceRule, Scope, WatchSpec, WorkloadConfig,
+};
+use faro_filter::ClientFilter;
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::discovery::{Discovery, Resolution, ResolvedResource};
+use crate::error::WatchError;
+use crate::informer::{
+    Env, Informer, InformerKey, InformerShared, InformerState, InternalSink, Subscriber, lock,
+};
+use crate::metrics::WatchMetrics;
+use crate::options::WatchOptions;
+use crate::workload::WorkloadSink;
+
+/// One informer as `Controller::active_informers` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InformerInfo {
+    /// What it watches.
+    pub key: InformerKey,
+    /// Where it is.
+    pub state: InformerState,
+    /// Whether its first list has been classified and delivered.
+    pub synced: bool,
+    /// How many consumers share it.
+    pub subscribers: usize,
+    /// Objects in its known state.
+    pub tracked_objects: usize,
+}
+
+/// A consumer's hold on a shared informer; dropping the last one stops the watch.
+pub struct Subscription {
+    inner: Weak<Inner>,
+    key: InformerKey,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.unsubscribe(&self.key, self.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Subscription({} #{})", self.key, self.id)
+    }
+}
+
+struct Entry {
+    shared: Arc<InformerShared>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct SpecState {
+    rules: Vec<ResourceRule>,
+    subscriptions: HashMap<InformerKey, Subscription>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) env: Arc<Env>,
+    me: Weak<Inner>,
+    informers: Mutex<BTreeMap<InformerKey, Entry>>,
+    retired: Mutex<Vec<JoinHandle<()>>>,
+    specs: tokio::sync::Mutex<SpecState>,
+    workload: Option<WorkloadConfig>,
+    workload_subscription: Mutex<Option<Subscription>>,
+    crd_subscription: Mutex<Option<Subscription>>,
+    started: AtomicBool,
+    ready: watch::Sender<bool>,
+    on_ready: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    next_id: AtomicU64,
+}
+
+/// Watches what a configuration asks for and hands every matched event to
+/// the registered handlers.
+///
+/// ```no_run
+/// # async fn run(client: kube::Client, config: faro_core::Config) -> Result<(), faro_watch::WatchError> {
+/// let controller = faro_watch::Controller::new(client, &config);
+/// // controller.add_handler(my_handler);
+/// controller.start().await?;
+/// controller.ready().await;
+/// // ... later
+/// controller.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller for `config`'s rules and workload block, with default options.
+    pub fn new(client: kube::Client, config: &Config) -> Self {
+        Self::with_options(client, config, WatchOptions::default())
+    }
+
+    /// A controller with explicit options.
+    pub fn with_options(client: kube::Client, config: &Config, options: WatchOptions) -> Self {
+        let env = Arc::new(Env {
+            discovery: Discovery::new(client.clone()),
+            client,
+            options,
+            metrics: WatchMetrics::default(),
+            handlers: RwLock::new(Arc::from(Vec::new())),
+            stop: watch::Sender::new(false),
+            discovery_changed: watch::Sender::new(0),
+            sync_changed: watch::Sender::new(0),
+            parked: watch::Sender::new(0),
+            streaming: AtomicU8::new(0),
+        });
+        let inner = Arc::new_cyclic(|me| Inner {
+            env,
+            me: me.clone(),
+            informers: Mutex::default(),
+            retired: Mutex::default(),
+            specs: tokio::sync::Mutex::new(SpecState {
+                rules: config.rules.clone(),
+                subscriptions: HashMap::new(),
+            }),
+            workload: config.workload.clone(),
+            workload_subscription: Mutex::new(None),
+            crd_subscription: Mutex::new(None),
+            started: AtomicBool::new(false),
+            ready: watch::Sender::new(false),
+            on_ready: Mutex::default(),
+            next_id: AtomicU64::new(1),
+        });
+        Self { inner }
+    }
+
+    /// Adds a handler; every matched event goes to every handler, in the
+    /// order they were added. Handlers added after `start` see events from then on.
+    pub fn add_handler(&self, handler: impl EventHandler) {
+        let mut handlers = self
+            .inner
+            .env
+            .handlers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut list: Vec<Arc<dyn EventHandler>> = handlers.iter().cloned().collect();
+        list.push(Arc::new(handler));
+        *handlers = Arc::from(list);
+    }
+
+    /// The watch layer's metrics.
+    pub fn metrics(&self) -> &WatchMetrics {
+        &self.inner.env.metrics
+    }
+
+    /// Registers the watch layer's metrics on `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.inner.env.metrics.register(registry);
+    }
+
+    /// Resolves every watch spec through discovery and starts the informers.
+    ///
+    /// Fails, starting nothing, when a GVR is unknown in a served
+    /// group/version, cannot be watched, or contradicts its configured scope.
+    /// A GVR whose group/version is not served yet is parked, not an error.
+    pub async fn start(&self) -> Result<(), WatchError> {
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return Err(WatchError::State("already started"));
+        }
+        let mut workload_resources = HashMap::new();
+        if let Some(w) = &self.inner.workload {
+            for gvr in &w.gvrs {
+                let r = self
+                    .inner
+                    .env
+                    .discovery
+                    .resolve(gvr, Some(Scope::Namespaced))
+                    .await?;
+                workload_resources.insert(gvr.clone(), r);
+            }
+        }
+        {
+            let mut specs = self.inner.specs.lock().await;
+            let rules = specs.rules.clone();
+            self.inner.apply_rules(&mut specs, rules).await?;
+        }
+        if let Some(w) = self.inner.workload.clone() {
+            let namespaces =
+                Gvr::parse("v1/namespaces").map_err(|_| WatchError::State("broken"))?;
+            let resource = self
+                .inner
+                .env
+                .discovery
+                .resolve(&namespaces, Some(Scope::Cluster))
+                .await?;
+            let sink = Arc::new(WorkloadSink::new(
+                self.inner.me.clone(),
+                w,
+                workload_resources,
+            ));
+            let key = InformerKey {
+                gvr: namespaces,
+                namespace: None,
+                label_selector: String::new(),
+                field_selector: String::new(),
+            };
+            let sub = self.inner.subscribe(
+                key,
+                Some(Scope::Cluster),
+                served(resource),
+                Arc::from(Vec::new()),
+                None,
+                Some(sink),
+            );
+            *lock(&self.inner.workload_subscription) = Some(sub);
+        }
+        tokio::spawn(readiness(self.inner.clone()));
+        tokio::spawn(crd_watcher(self.inner.clone()));
+        Ok(())
+    }
+
+    /// Resolves once every informer's initial list has been classified and
+    /// handed to the handlers (parked informers, whose resource is not
+    /// served, do not hold it back). It stays resolved.
+    pub fn ready(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.ready.subscribe();
+        async move {
+            let _ = rx.wait_for(|r| *r).await;
+        }
+    }
+
+    /// Whether `ready()` has resolved.
+    pub fn is_ready(&self) -> bool {
+        *self.inner.ready.borrow()
+    }
+
+    /// Calls `callback` once, when the controller becomes ready (at once if it is).
+    pub fn on_ready(&self, callback: impl FnOnce() + Send + 'static) {
+        let mut callbacks = lock(&self.inner.on_ready);
+        if self.is_ready() {
+            drop(callbacks);
+            callback();
+        } else {
+            callbacks.push(Box::new(callback));
+        }
+    }
+
+    /// Adds rules at run time. The watch specs are normalised together with
+    /// the existing ones, so an equal or covered rule opens no second watch.
+    pub async fn add_resources(&self, rules: Vec<ResourceRule>) -> Result<(), WatchError> {
+        let mut specs = self.inner.specs.lock().await;
+        let mut all = specs.rules.clone();
+        all.extend(rules);
+        if self.inner.started.load(Ordering::SeqCst) {
+            self.inner.apply_rules(&mut specs, all).await
+        } else {
+            specs.rules = all;
+            Ok(())
+        }
+    }
+
+    /// Removes rules equal to any of `rules`; watches no longer needed stop.
+    pub async fn remove_resources(&self, rules: &[ResourceRule]) -> Result<(), WatchError> {
+        let mut specs = self.inner.specs.lock().await;
+        let kept: Vec<ResourceRule> = specs
+            .rules
+            .iter()
+            .filter(|r| !rules.iter().any(|x| same_rule(x, r)))
+            .cloned()
+            .collect();
+        if self.inner.started.load(Ordering::SeqCst) {
+            self.inner.apply_rules(&mut specs, kept).await
+        } else {
+            specs.rules = kept;
+            Ok(())
+        }
+    }
+
+    /// Every running informer, in key order.
+    pub fn active_informers(&self) -> Vec<InformerInfo> {
+        lock(&self.inner.informers)
+            .values()
+            .map(|e| {
+                let status = e.shared.status();
+                InformerInfo {
+                    key: e.shared.key.clone(),
+                    state: status.state,
+                    synced: status.synced,
+                    subscribers: e.shared.subscribers().len(),
+                    tracked_objects: status.tracked,
+                }
+            })
+            .collect()
+    }
+
+    /// Ends every watch and waits for the handler calls in flight.
+    pub async fn stop(&self) {
+        self.inner.env.stop.send_replace(true);
+        let mut tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.inner.retired));
+        tasks.extend(
+            std::mem::take(&mut *lock(&self.inner.informers))
+                .into_values()
+                .map(|e| e.task),
+        );
+        for task in tasks {
+            let _ = task.await;
+        }
+        lock(&self.inner.workload_subscription).take();
+        lock(&self.inner.crd_subscription).take();
+        self.inner.specs.lock().await.subscriptions.clear();
+    }
+}
+
+/// Rules are equal when everything but where they were written is.
+fn same_rule(a: &ResourceRule, b: &ResourceRule) -> bool {
+    let mut a = a.clone();
+    a.origin.clone_from(&b.origin);
+    a == *b
+}
+
+fn served(resolution: Resolution) -> Option<ResolvedResource> {
+    match resolution {
+        Resolution::Served(r) => Some(r),
+        Resolution::NotServed => None,
+    }
+}
+
+pub(crate) fn key_of(spec: &WatchSpec) -> InformerKey {
+    InformerKey {
+        gvr: spec.gvr.clone(),
+        namespace: spec.server.namespace.clone(),
+        label_selector: spec.server.labels.to_string(),
+        field_selector: spec.server.fields.to_string(),
+    }
+}
+
+impl Inner {
+    /// Opens (or joins) the informer for `key`.
+    pub(crate) fn subscribe(
+        &self,
+        key: InformerKey,
+        scope: Option<Scope>,
+        resource: Option<ResolvedResource>,
+        filters: Arc<[ClientFilter]>,
+        workload: Option<Arc<str>>,
+        internal: Option<Arc<dyn InternalSink>>,
+    ) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let subscriber = Subscriber {
+            id,
+            filters,
+            workload,
+            internal,
+        };
+        let mut informers = lock(&self.informers);
+        let stopping = *self.env.stop.borrow();
+        let entry = informers.entry(key.clone()).or_insert_with(|| {
+            let shared = Arc::new(InformerShared::new(key.clone(), scope));
+            let informer = Informer::new(self.env.clone(), shared.clone(), resource);
+            let task = if stopping {
+                tokio::spawn(async {})
+            } else {
+                tokio::spawn(informer.run())
+            };
+            Entry { shared, task }
+        });
+        let mut subs = entry
+            .shared
+            .subscribers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut list: Vec<Subscriber> = subs.iter().cloned().collect();
+        list.push(subscriber);
+        *subs = Arc::new(list);
+        drop(subs);
+        Subscription {
+            inner: self.me.clone(),
+            key,
+            id,
+        }
+    }
+
+    fn unsubscribe(&self, key: &InformerKey, id: u64) {
+        let mut informers = lock(&self.informers);
+        let Some(entry) = informers.get(key) else {
+            return;
+        };
+        let mut subs = entry
+            .shared
+            .subscribers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list: Vec<Subscriber> = subs.iter().filter(|s| s.id != id).cloned().collect();
+        let empty = list.is_empty();
+        *subs = Arc::new(list);
+        drop(subs);
+        if empty && let Some(entry) = informers.remove(key) {
+            entry.shared.stop.send_replace(true);
+            lock(&self.retired).push(entry.task);
+            self.env.sync_changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn set_filters(&self, key: &InformerKey, id: u64, filters: Arc<[ClientFilter]>) {
+        let informers = lock(&self.informers);
+        if let Some(entry) = informers.get(key) {
+            let mut subs = entry
+                .shared
+                .subscribers
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let list: Vec<Subscriber> = subs
+                .iter()
+                .cloned()
+                .map(|mut s| {
+                    if s.id == id {
+                        s.filters = filters.clone();
+                    }
+                    s
+                })
+                .collect();
+            *subs = Arc::new(list);
+        }
+    }
+
+    /// Makes the running spec subscriptions match `rules`: new keys are
+    /// subscribed, vanished ones dropped, kept ones get their new filters.
+    async fn apply_rules(
+        &self,
+        specs: &mut SpecState,
+        rules: Vec<ResourceRule>,
+    ) -> Result<(), WatchError> {
+        let wanted = normalise(&rules).map_err(|e| WatchError::Config(e.to_string()))?;
+        let mut resolved: HashMap<(Gvr, Option<Scope>), Resolution> = HashMap::new();
+        for spec in &wanted {
+            let k = (spec.gvr.clone(), spec.scope);
+            if resolved.contains_key(&k) {
+                continue;
+            }
+            let r = self.env.discovery.resolve(&spec.gvr, spec.scope).await?;
+            if let Resolution::Served(res) = &r
+                && res.scope == Scope::Cluster
+                && spec.server.namespace.is_some()
+            {
+                return Err(WatchError::ScopeMismatch {
+                    gvr: spec.gvr.to_string(),
+                    configured: Scope::Namespaced,
+                    discovered: Scope::Cluster,
+                });
+            }
+            resolved.insert(k, r);
+        }
+        let mut next: HashMap<InformerKey, Subscription> = HashMap::new();
+        for spec in &wanted {
+            let key = key_of(spec);
+            let filters: Arc<[ClientFilter]> = Arc::from(spec.filters.clone());
+            let sub = match specs.subscriptions.remove(&key) {
+                Some(sub) => {
+                    self.set_filters(&key, sub.id, filters);
+                    sub
+                }
+                None => {
+                    let resource = resolved
+                        .get(&(spec.gvr.clone(), spec.scope))
+                        .cloned()
+                        .and_then(served);
+                    self.subscribe(key.clone(), spec.scope, resource, filters, None, None)
+                }
+            };
+            next.insert(key, sub);
+        }
+        // Whatever is left is no longer wanted; dropping it stops unshared watches.
+        specs.subscriptions = next;
+        specs.rules = rules;
+        Ok(())
+    }
+
+    fn all_synced(&self) -> bool {
+        lock(&self.informers).values().all(|e| {
+            let s = e.shared.status();
+            s.synced || s.state == InformerState::Parked
+        })
+    }
+}
+
+/// Latches readiness once every informer has synced.
+async fn readiness(inner: Arc<Inner>) {
+    let mut changed = inner.env.sync_changed.subscribe();
+    let mut stop = inner.env.stop.subscribe();
+    loop {
+        if inner.all_synced() {
+            inner.ready.send_replace(true);
+            let callbacks = std::mem::take(&mut *lock(&inner.on_ready));
+            for callback in callbacks {
+                callback();
+            }
+            return;
+        }
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Watches CRDs while any informer is parked, so that it starts as soon as
+/// its resource is served.
+async fn crd_watcher(inner: Arc<Inner>) {
+    struct Bump(watch::Sender<u64>);
+    impl InternalSink for Bump {
+        fn on_event(&self, _: EventType, _: &Arc<DynamicObject>) {
+            self.0.send_modify(|n| *n += 1);
+        }
+    }
+    let mut parked = inner.env.parked.subscribe();
+    let mut stop = inner.env.stop.subscribe();
+    tokio::select! {
+        _ = parked.wait_for(|n| *n > 0) => {}
+        _ = stop.wait_for(|s| *s) => return,
+    }
+    let Ok(gvr) = Gvr::parse("apiextensions.k8s.io/v1/customresourcedefinitions") else {
+        return;
+    };
+    let resource = match inner
+        .env
+        .discovery
+        .resolve(&gvr, Some(Scope::Cluster))
+        .await
+    {
+        Ok(Resolution::Served(r)) => Some(r),
+        _ => {
+            tracing::info!("CRDs cannot be watched; parked watches are retried on an interval");
+            return;
+        }
+    };
+    let key = InformerKey {
+        gvr,
+        namespace: None,
+        label_selector: String::new(),
+        field_selector: String::new(),
+    };
+    let sink = Arc::new(Bump(inner.env.discovery_changed.clone()));
+    let sub = inner.subscribe(
+        key,
+        Some(Scope::Cluster),
+        resource,
+        Arc::from(Vec::new()),
+        None,
+        Some(sink),
+    );
+    *lock(&inner.crd_subscription) = Some(sub);
+}

@@ -1,0 +1,103 @@
+//! The watch layer's Prometheus metrics.
+//!
+//! The families exist from the controller's creation; `register` puts them
+//! on a registry the caller owns, so one `/metrics` endpoint serves every
+//! layer.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels<const N: usize> = [(&'static str, String); N];
+
+/// Counters and gauges of every informer of one controller.
+#[derive(Debug, Clone, Default)]
+pub struct WatchMetrics {
+    /// Events handed to handlers, by GVR and type.
+    pub events: Family<Labels<2>, Counter>,
+    /// Watch restarts, by GVR and reason (`closed`, `expired`, `error`, `stall`).
+    pub restarts: Family<Labels<2>, Counter>,
+    /// Full relists, by GVR.
+    pub relists: Family<Labels<1>, Counter>,
+    /// Watches restarted because nothing, not even a bookmark, arrived in time.
+    pub stalls: Family<Labels<1>, Counter>,
+    /// Informers by state (`listing`, `watching`, `backoff`, `parked`).
+    pub informers: Family<Labels<1>, Gauge>,
+    /// Objects in each informer's known state.
+    pub tracked: Family<Labels<1>, Gauge>,
+    /// Unix time of each informer's last event.
+    pub last_event: Family<Labels<1>, Gauge<f64, AtomicU64>>,
+    /// Handler calls that returned an error, by handler.
+    pub handler_errors: Family<Labels<1>, Counter>,
+}
+
+impl WatchMetrics {
+    /// Registers every family on `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "faro_watch_events",
+            "Events handed to handlers, by GVR and type",
+            self.events.clone(),
+        );
+        registry.register(
+            "faro_watch_restarts",
+            "Watch restarts, by GVR and reason",
+            self.restarts.clone(),
+        );
+        registry.register(
+            "faro_watch_relists",
+            "Full relists, by GVR",
+            self.relists.clone(),
+        );
+        registry.register(
+            "faro_watch_stalls",
+            "Watches restarted because nothing arrived within the stall timeout",
+            self.stalls.clone(),
+        );
+        registry.register(
+            "faro_watch_informers",
+            "Informers by state",
+            self.informers.clone(),
+        );
+        registry.register(
+            "faro_watch_tracked_objects",
+            "Objects in each informer's known state",
+            self.tracked.clone(),
+        );
+        registry.register(
+            "faro_watch_last_event_timestamp_seconds",
+            "Unix time of each informer's last event",
+            self.last_event.clone(),
+        );
+        registry.register(
+            "faro_handler_errors",
+            "Handler calls that returned an error, by handler",
+            self.handler_errors.clone(),
+        );
+    }
+
+    pub(crate) fn restart(&self, gvr: &str, reason: &'static str) {
+        self.restarts
+            .get_or_create(&[("gvr", gvr.to_owned()), ("reason", reason.to_owned())])
+            .inc();
+    }
+
+    pub(crate) fn set_state(&self, from: Option<&'static str>, to: Option<&'static str>) {
+        if from == to {
+            return;
+        }
+        if let Some(from) = from {
+            self.informers
+                .get_or_create(&[("state", from.to_owned())])
+                .dec();
+        }
+        if let Some(to) = to {
+            self.informers
+                .get_or_create(&[("state", to.to_owned())])
+                .inc();
+        }
+    }
+}
