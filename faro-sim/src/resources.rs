@@ -144,8 +144,12 @@ pub fn builtins() -> Vec<ResourceDef> {
         &["status"],
     );
     namespaces.verbs.retain(|v| v != "deletecollection");
+    // Pod bindings can only be created, as on a real server.
+    let mut bindings = builtin("", "v1", "bindings", "Binding", true, &[], &[], &[]);
+    bindings.verbs = vec!["create".to_owned()];
     vec![
         namespaces,
+        bindings,
         builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[], &[]),
         builtin("", "v1", "secrets", "Secret", true, &[], &[], &[]),
         builtin(

@@ -38,7 +38,8 @@ pub enum Observation {
 struct Known {
     uid: Box<str>,
     resource_version: Box<str>,
-    /// The last delivered state passed the filter, so its DELETED is delivered too.
+    /// Handlers have been told of this object (some state of it passed the
+    /// filter), so its changes and its DELETED reach them too.
     delivered: bool,
     generation: u32,
 }
@@ -136,14 +137,25 @@ impl KnownState {
                 if let Some(known) = self.objects.get_mut(key.as_str()) {
                     known.generation = generation;
                     if *known.uid == *uid {
-                        if *known.resource_version == *rv {
+                        let changed = *known.resource_version != *rv;
+                        let first = deliver && !known.delivered;
+                        if !changed && !first {
                             // A replay after a relist or a resumed watch: nothing changed.
                             return;
                         }
-                        known.resource_version = rv.into();
-                        known.delivered = deliver;
+                        if changed {
+                            known.resource_version = rv.into();
+                        }
+                        // Handlers hear of an object first as ADDED, whenever
+                        // it first passes the filter; later changes are UPDATED.
+                        let event_type = if known.delivered {
+                            EventType::Updated
+                        } else {
+                            EventType::Added
+                        };
+                        known.delivered |= deliver;
                         out.push(Classified {
-                            event_type: EventType::Updated,
+                            event_type,
                             object,
                             inferred: None,
                             deliver,
@@ -340,5 +352,24 @@ mod tests {
         s.observe(Deleted, obj("a", "u1", "6"), |_| false, &mut out);
         assert_eq!(render(&out), ["UPDATED a 5", "DELETED a 6"]);
         assert!(out.iter().all(|c| c.deliver));
+    }
+
+    #[test]
+    fn an_object_first_passing_the_filter_is_added_even_when_unchanged() {
+        let mut s = KnownState::new();
+        let mut out = Vec::new();
+        s.observe(Present, obj("a", "u1", "1"), |_| false, &mut out);
+        // A relist after the filter widened: same version, now passing.
+        s.begin_relist();
+        s.observe(Present, obj("a", "u1", "1"), |_| true, &mut out);
+        s.observe(Present, obj("a", "u1", "1"), |_| true, &mut out);
+        s.observe(Present, obj("a", "u1", "2"), |_| true, &mut out);
+        s.finish_relist(&mut out);
+        let delivered: Vec<String> = render(&out);
+        assert_eq!(delivered, ["ADDED a 1", "ADDED a 1", "UPDATED a 2"]);
+        assert_eq!(
+            out.iter().map(|c| c.deliver).collect::<Vec<_>>(),
+            [false, true, true]
+        );
     }
 }

@@ -343,6 +343,16 @@ fn served(resolution: Resolution) -> Option<ResolvedResource> {
     }
 }
 
+fn add_subscriber(shared: &InformerShared, subscriber: Subscriber) {
+    let mut subs = shared
+        .subscribers
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut list: Vec<Subscriber> = subs.iter().cloned().collect();
+    list.push(subscriber);
+    *subs = Arc::new(list);
+}
+
 pub(crate) fn key_of(spec: &WatchSpec) -> InformerKey {
     InformerKey {
         gvr: spec.gvr.clone(),
@@ -371,26 +381,22 @@ impl Inner {
             internal,
         };
         let mut informers = lock(&self.informers);
-        let stopping = *self.env.stop.borrow();
-        let entry = informers.entry(key.clone()).or_insert_with(|| {
+        if let Some(entry) = informers.get(&key) {
+            add_subscriber(&entry.shared, subscriber);
+            entry.shared.resync.send_modify(|n| *n += 1);
+        } else {
+            // The subscriber is in place before the task starts, so that
+            // nothing it lists can be classified without it.
             let shared = Arc::new(InformerShared::new(key.clone(), scope));
-            let informer = Informer::new(self.env.clone(), shared.clone(), resource);
-            let task = if stopping {
+            add_subscriber(&shared, subscriber);
+            let task = if *self.env.stop.borrow() {
                 tokio::spawn(async {})
             } else {
-                tokio::spawn(informer.run())
+                tokio::spawn(Informer::new(self.env.clone(), shared.clone(), resource).run())
             };
-            Entry { shared, task }
-        });
-        let mut subs = entry
-            .shared
-            .subscribers
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut list: Vec<Subscriber> = subs.iter().cloned().collect();
-        list.push(subscriber);
-        *subs = Arc::new(list);
-        drop(subs);
+            informers.insert(key.clone(), Entry { shared, task });
+        }
+        drop(informers);
         Subscription {
             inner: self.me.clone(),
             key,
@@ -427,6 +433,9 @@ impl Inner {
                 .subscribers
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if subs.iter().any(|s| s.id == id && s.filters == filters) {
+                return;
+            }
             let list: Vec<Subscriber> = subs
                 .iter()
                 .cloned()
@@ -438,6 +447,8 @@ impl Inner {
                 })
                 .collect();
             *subs = Arc::new(list);
+            drop(subs);
+            entry.shared.resync.send_modify(|n| *n += 1);
         }
     }
 

@@ -117,6 +117,9 @@ pub(crate) struct InformerShared {
     pub subscribers: RwLock<Arc<Vec<Subscriber>>>,
     pub status: Mutex<Status>,
     pub stop: watch::Sender<bool>,
+    /// Bumped when a subscriber joins or its filters change: the informer
+    /// lists again, so objects now passing are delivered as ADDED.
+    pub resync: watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +142,7 @@ impl InformerShared {
                 tracked: 0,
             }),
             stop: watch::Sender::new(false),
+            resync: watch::Sender::new(0),
         }
     }
 
@@ -198,6 +202,8 @@ enum Next {
     Relist,
     /// The server refuses streaming lists: list again with pages.
     NoStreaming,
+    /// The subscribers changed: list again.
+    Resync,
     /// Something failed: wait, then resume (or list, when nothing was synced).
     Retry(&'static str),
     /// 404: the resource may no longer be served.
@@ -229,6 +235,7 @@ pub(crate) struct Informer {
     counters: Counters,
     stop_rx: watch::Receiver<bool>,
     global_stop_rx: watch::Receiver<bool>,
+    resync_rx: watch::Receiver<u64>,
 }
 
 impl Informer {
@@ -240,6 +247,7 @@ impl Informer {
         let backoff = Backoff::new(&env.options);
         let stop_rx = shared.stop.subscribe();
         let global_stop_rx = env.stop.subscribe();
+        let resync_rx = shared.resync.subscribe();
         let gvr_label = shared.key.gvr.to_string();
         let m = &env.metrics;
         let event = |t: EventType| {
@@ -267,6 +275,7 @@ impl Informer {
             out: Vec::new(),
             stop_rx,
             global_stop_rx,
+            resync_rx,
         }
     }
 
@@ -335,6 +344,14 @@ impl Informer {
                 Next::Relist => {
                     self.rv = None;
                     self.env.metrics.restart(&self.gvr_label, "expired");
+                    self.env
+                        .metrics
+                        .relists
+                        .get_or_create(&[("gvr", self.gvr_label.clone())])
+                        .inc();
+                }
+                Next::Resync => {
+                    self.rv = None;
                     self.env
                         .metrics
                         .relists
@@ -547,9 +564,14 @@ impl Informer {
         let mut received = false;
         let stall = self.env.options.stall_timeout;
         loop {
+            let mut resync = self.resync_rx.clone();
             let item = tokio::select! {
                 biased;
                 () = self.stopped() => return Next::Stop,
+                _ = resync.changed(), if !initial => {
+                    self.resync_rx.mark_unchanged();
+                    return Next::Resync;
+                }
                 item = tokio::time::timeout(stall, stream.next()) => item,
             };
             let event = match item {
