@@ -2,10 +2,10 @@
 
 mod discovery;
 // mod faults;
-// mod readiness;
-// mod runtime;
+mod readiness;
+mod runtime;
 mod shapes;
-// mod workload;
+mod workload;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -81,6 +81,7 @@ impl Recorder {
         Arc::default()
     }
 
+    /// A recorder that sleeps for `delay` on every 50th event.
     pub fn slow(delay: Duration) -> Arc<Self> {
         Arc::new(Self {
             seen: Mutex::default(),
@@ -137,7 +138,10 @@ impl EventHandler for Recorder {
     }
 
     async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
-        if let Some(delay) = self.delay {
+        // A slow handler pauses on every 50th event.
+        if let Some(delay) = self.delay
+            && self.count() % 50 == 0
+        {
             tokio::time::sleep(delay).await;
         }
         let meta = &event.object().metadata;
