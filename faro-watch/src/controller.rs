@@ -252,7 +252,9 @@ impl Controller {
         *self.inner.ready.borrow()
     }
 
-    /// Calls `callback` once, when the controller becomes ready (at once if it is).
+    /// Calls `callback` once, when the controller becomes ready (at once if
+    /// it is), before `ready()` resolves. It must be quick and must not call
+    /// `on_ready` itself.
     pub fn on_ready(&self, callback: impl FnOnce() + Send + 'static) {
         let mut callbacks = lock(&self.inner.on_ready);
         if self.is_ready() {
@@ -518,11 +520,13 @@ async fn readiness(inner: Arc<Inner>) {
     let mut stop = inner.env.stop.subscribe();
     loop {
         if inner.all_synced() {
-            inner.ready.send_replace(true);
-            let callbacks = std::mem::take(&mut *lock(&inner.on_ready));
-            for callback in callbacks {
+            // Callbacks run before the future resolves; the lock keeps a
+            // callback registered meanwhile from being missed.
+            let mut callbacks = lock(&inner.on_ready);
+            for callback in std::mem::take(&mut *callbacks) {
                 callback();
             }
+            inner.ready.send_replace(true);
             return;
         }
         tokio::select! {
