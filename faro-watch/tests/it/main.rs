@@ -1,7 +1,7 @@
 //! Integration tests of faro-watch against faro-sim, linked as one binary.
 
 mod discovery;
-// mod faults;
+mod faults;
 mod readiness;
 mod runtime;
 mod shapes;
@@ -140,7 +140,7 @@ impl EventHandler for Recorder {
     async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
         // A slow handler pauses on every 50th event.
         if let Some(delay) = self.delay
-            && self.count() % 50 == 0
+            && self.count().is_multiple_of(50)
         {
             tokio::time::sleep(delay).await;
         }

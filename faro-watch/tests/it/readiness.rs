@@ -20,7 +20,10 @@ async fn ready_after_all(streaming_server: bool, strategy: ListStrategy) {
     .await;
     create(&sim, namespace("bulk"));
     for i in 0..OBJECTS {
-        create(&sim, configmap("bulk", &format!("cm-{i:05}"), &[("bulk", "yes")]));
+        create(
+            &sim,
+            configmap("bulk", &format!("cm-{i:05}"), &[("bulk", "yes")]),
+        );
     }
     let cfg = config(
         "resources:\n  - gvr: v1/configmaps\n    namespace_names: [bulk]\n    label_selector: bulk=yes\n",
@@ -44,8 +47,16 @@ async fn ready_after_all(streaming_server: bool, strategy: ListStrategy) {
     tokio::time::timeout(Duration::from_secs(60), controller.ready())
         .await
         .expect("ready within a minute");
-    assert_eq!(recorder.count(), OBJECTS, "every ADDED handed over before ready");
-    assert_eq!(at_callback.load(Ordering::SeqCst), OBJECTS, "the callback too");
+    assert_eq!(
+        recorder.count(),
+        OBJECTS,
+        "every ADDED handed over before ready"
+    );
+    assert_eq!(
+        at_callback.load(Ordering::SeqCst),
+        OBJECTS,
+        "the callback too"
+    );
     let all = recorder.all();
     assert!(all.iter().all(|s| s.event_type == "ADDED"));
     let mut keys: Vec<&str> = all.iter().map(|s| s.key.as_str()).collect();

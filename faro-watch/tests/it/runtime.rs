@@ -22,7 +22,10 @@ async fn resources_added_and_removed_at_run_time_never_duplicate_a_watch() {
     wait_watches(&sim, &["/api/v1/configmaps"]).await;
 
     // The same rule again, and a narrower one it covers: still one watch.
-    controller.add_resources(vec![rule("v1/configmaps")]).await.unwrap();
+    controller
+        .add_resources(vec![rule("v1/configmaps")])
+        .await
+        .unwrap();
     controller
         .add_resources(vec![rule("v1/configmaps").in_namespaces(["app"])])
         .await
@@ -32,18 +35,26 @@ async fn resources_added_and_removed_at_run_time_never_duplicate_a_watch() {
 
     // A new GVR opens exactly one more watch, and its objects arrive.
     create(&sim, object("v1", "Secret", Some("app"), "s1", &[]));
-    controller.add_resources(vec![rule("v1/secrets")]).await.unwrap();
+    controller
+        .add_resources(vec![rule("v1/secrets")])
+        .await
+        .unwrap();
     wait_watches(&sim, &["/api/v1/configmaps", "/api/v1/secrets"]).await;
     events.wait_for(&["ADDED v1/secrets app/s1"]).await;
 
     // Removing it stops its watch; the config maps keep flowing.
-    controller.remove_resources(&[rule("v1/secrets")]).await.unwrap();
+    controller
+        .remove_resources(&[rule("v1/secrets")])
+        .await
+        .unwrap();
     wait_watches(&sim, &["/api/v1/configmaps"]).await;
     create(&sim, object("v1", "Secret", Some("app"), "s2", &[]));
     create(&sim, configmap("app", "after", &[]));
     events.wait_for(&["ADDED v1/configmaps app/after"]).await;
     assert!(
-        !events.shorts().contains(&"ADDED v1/secrets app/s2".to_owned()),
+        !events
+            .shorts()
+            .contains(&"ADDED v1/secrets app/s2".to_owned()),
         "a removed resource delivers nothing"
     );
     let infos = controller.active_informers();
@@ -120,7 +131,9 @@ async fn a_crd_created_after_start_is_watched_and_parked_again_when_deleted() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(created, "the CRD's resource is served");
-    events.wait_for(&["ADDED example.com/v1/widgets app/w1"]).await;
+    events
+        .wait_for(&["ADDED example.com/v1/widgets app/w1"])
+        .await;
     wait_watches(
         &sim,
         &[
@@ -138,14 +151,19 @@ async fn a_crd_created_after_start_is_watched_and_parked_again_when_deleted() {
         "widgets.example.com",
     )
     .unwrap();
-    events.wait_for(&["DELETED example.com/v1/widgets app/w1"]).await;
-    wait_watches(&sim, &["/apis/apiextensions.k8s.io/v1/customresourcedefinitions"]).await;
+    events
+        .wait_for(&["DELETED example.com/v1/widgets app/w1"])
+        .await;
+    wait_watches(
+        &sim,
+        &["/apis/apiextensions.k8s.io/v1/customresourcedefinitions"],
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let parked = controller
-            .active_informers()
-            .iter()
-            .any(|i| i.key.gvr.to_string() == "example.com/v1/widgets" && i.state == InformerState::Parked);
+        let parked = controller.active_informers().iter().any(|i| {
+            i.key.gvr.to_string() == "example.com/v1/widgets" && i.state == InformerState::Parked
+        });
         if parked {
             break;
         }
@@ -156,7 +174,9 @@ async fn a_crd_created_after_start_is_watched_and_parked_again_when_deleted() {
     // And it comes back when the CRD does.
     create(&sim, crd("widgets", "Widget"));
     create(&sim, widget("w2"));
-    events.wait_for(&["ADDED example.com/v1/widgets app/w2"]).await;
+    events
+        .wait_for(&["ADDED example.com/v1/widgets app/w2"])
+        .await;
     let shorts = events.shorts();
     assert_eq!(
         shorts,

@@ -85,7 +85,10 @@ async fn workload_namespaces_are_watched_while_they_exist() {
     sim.delete("v1", "Namespace", None, "green-prod").unwrap();
     wait_watches(
         &sim,
-        &["/api/v1/namespaces", "/api/v1/namespaces/blue-dev/configmaps"],
+        &[
+            "/api/v1/namespaces",
+            "/api/v1/namespaces/blue-dev/configmaps",
+        ],
     )
     .await;
     assert!(
