@@ -84,3 +84,51 @@ pub fn configmap(namespace: &str, name: &str, bytes: usize) -> serde_json::Value
         "data": { "payload": value },
     })
 }
+
+/// A faro-sim holding `count` objects made by `object(i)`, with their namespaces.
+pub async fn populated_sim(
+    count: usize,
+    object: impl Fn(usize) -> serde_json::Value,
+) -> faro_sim::Sim {
+    let sim = faro_sim::Sim::start(faro_sim::SimConfig::default())
+        .await
+        .expect("faro-sim starts");
+    let mut namespaces = std::collections::BTreeSet::new();
+    for i in 0..count {
+        let o = object(i);
+        if let Some(ns) = o["metadata"]["namespace"].as_str()
+            && namespaces.insert(ns.to_owned())
+        {
+            sim.create(serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns },
+            }))
+            .expect("namespace");
+        }
+        sim.create(o).expect("object");
+    }
+    sim
+}
+
+/// A kube client for `sim`.
+pub fn sim_client(sim: &faro_sim::Sim) -> kube::Client {
+    let config = kube::Config::new(sim.url().parse().expect("sim URL"));
+    kube::Client::try_from(config).expect("client")
+}
+
+/// A handler that only counts the events it is given.
+pub struct Counter(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+#[async_trait::async_trait]
+impl faro_core::EventHandler for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+
+    async fn on_matched(
+        &self,
+        _event: &faro_core::MatchedEvent,
+    ) -> Result<(), faro_core::HandlerError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -317,14 +317,17 @@ impl Controller {
     pub async fn stop(&self) {
         self.inner.env.stop.send_replace(true);
         let mut tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.inner.retired));
-        tasks.extend(
-            std::mem::take(&mut *lock(&self.inner.informers))
-                .into_values()
-                .map(|e| e.task),
-        );
+        // Taken out first, so that no informer is dropped under the lock.
+        let informers = std::mem::take(&mut *lock(&self.inner.informers));
+        let mut shared = Vec::with_capacity(informers.len());
+        for entry in informers.into_values() {
+            tasks.push(entry.task);
+            shared.push(entry.shared);
+        }
         for task in tasks {
             let _ = task.await;
         }
+        drop(shared);
         lock(&self.inner.workload_subscription).take();
         lock(&self.inner.crd_subscription).take();
         self.inner.specs.lock().await.subscriptions.clear();
@@ -407,24 +410,34 @@ impl Inner {
     }
 
     fn unsubscribe(&self, key: &InformerKey, id: u64) {
-        let mut informers = lock(&self.informers);
-        let Some(entry) = informers.get(key) else {
-            return;
-        };
-        let mut subs = entry
-            .shared
-            .subscribers
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let list: Vec<Subscriber> = subs.iter().filter(|s| s.id != id).cloned().collect();
-        let empty = list.is_empty();
-        *subs = Arc::new(list);
-        drop(subs);
-        if empty && let Some(entry) = informers.remove(key) {
-            entry.shared.stop.send_replace(true);
-            lock(&self.retired).push(entry.task);
-            self.env.sync_changed.send_modify(|n| *n += 1);
+        // What is removed is dropped after the lock is released: a removed
+        // subscriber may own subscriptions (the workload watcher does), and
+        // dropping those unsubscribes in turn.
+        let removed_list;
+        let mut removed_entry = None;
+        {
+            let mut informers = lock(&self.informers);
+            let Some(entry) = informers.get(key) else {
+                return;
+            };
+            let mut subs = entry
+                .shared
+                .subscribers
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let list: Vec<Subscriber> = subs.iter().filter(|s| s.id != id).cloned().collect();
+            let empty = list.is_empty();
+            removed_list = std::mem::replace(&mut *subs, Arc::new(list));
+            drop(subs);
+            if empty && let Some(entry) = informers.remove(key) {
+                entry.shared.stop.send_replace(true);
+                removed_entry = Some(entry.shared);
+                lock(&self.retired).push(entry.task);
+                self.env.sync_changed.send_modify(|n| *n += 1);
+            }
         }
+        drop(removed_list);
+        drop(removed_entry);
     }
 
     fn set_filters(&self, key: &InformerKey, id: u64, filters: Arc<[ClientFilter]>) {

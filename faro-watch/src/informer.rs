@@ -696,6 +696,13 @@ impl Informer {
         }
         let mut out = std::mem::take(&mut self.out);
         let subscribers = self.shared.subscribers();
+        if subscribers.is_empty() {
+            // The last subscriber left; the informer is stopping and nobody
+            // is to hear of what it read meanwhile.
+            out.clear();
+            self.out = out;
+            return;
+        }
         let handlers = self.env.handlers();
         for c in out.drain(..) {
             for s in subscribers.iter() {

@@ -12,6 +12,8 @@ pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
     sh.change_dir(&root);
     let time = measurement_time.to_string();
     let filter = filter.unwrap_or("");
+    let memory = root.join("target/bench-memory.json");
+    let _ = std::fs::remove_file(&memory);
     cmd!(
         sh,
         "cargo bench -p faro-benches -- --warm-up-time 1 --measurement-time {time} {filter}"
@@ -22,9 +24,16 @@ pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
     let mut results = Vec::new();
     collect(&criterion, &mut results)?;
     results.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    // Written by the watch_memory bench when it ran (its name matched the filter).
+    let memory: Vec<Value> = std::fs::read_to_string(&memory)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .into_iter()
+        .collect();
     let report = json!({
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
         "benchmarks": results,
+        "memory": memory,
     });
     let out = root.join("target/bench-report.json");
     std::fs::write(&out, serde_json::to_string_pretty(&report)?)
@@ -39,6 +48,14 @@ pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
                 .as_f64()
                 .map(|e| format!("  {:>14.0} elements/s", e))
                 .unwrap_or_default()
+        );
+    }
+    for m in report["memory"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<40} {:>14.0} heap bytes/object  {:>14.0} resident bytes/object",
+            m["name"].as_str().unwrap_or("?"),
+            m["heap_bytes_per_object"].as_f64().unwrap_or(f64::NAN),
+            m["resident_bytes_per_object"].as_f64().unwrap_or(f64::NAN),
         );
     }
     Ok(())
