@@ -65,6 +65,18 @@ async fn ready_after_all(streaming_server: bool, strategy: ListStrategy) {
     assert_eq!(keys.len(), OBJECTS, "each object once");
     assert!(controller.is_ready());
     assert_eq!(controller.active_informers()[0].tracked_objects, OBJECTS);
+    let mut registry = prometheus_client::registry::Registry::default();
+    controller.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        "faro_watch_tracked_objects{informer=\"v1/configmaps namespace=bulk labels=\\\"bulk=yes\\\"\"} 5000",
+        "faro_watch_events_total{gvr=\"v1/configmaps\",type=\"ADDED\"} 5000",
+        "faro_watch_informers{state=\"watching\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(text.contains("faro_watch_last_event_timestamp_seconds{informer="));
     controller.stop().await;
 }
 
