@@ -188,3 +188,100 @@ async fn a_crd_created_after_start_is_watched_and_parked_again_when_deleted() {
     );
     controller.stop().await;
 }
+
+struct Failing;
+
+#[async_trait::async_trait]
+impl faro_core::EventHandler for Failing {
+    fn name(&self) -> &str {
+        "failing"
+    }
+    async fn on_matched(&self, _: &faro_core::MatchedEvent) -> Result<(), faro_core::HandlerError> {
+        Err(faro_core::HandlerError::new("refused"))
+    }
+}
+
+/// Takes its time on every event and records when it finished.
+#[derive(Default)]
+struct Slow {
+    started: std::sync::atomic::AtomicUsize,
+    finished: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl faro_core::EventHandler for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    async fn on_matched(&self, _: &faro_core::MatchedEvent) -> Result<(), faro_core::HandlerError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.started.fetch_add(1, SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.finished.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_errors_are_counted_and_other_handlers_still_served() {
+    let sim = sim().await;
+    create(&sim, namespace("app"));
+    let controller = faro_watch::Controller::with_options(
+        crate::client(&sim),
+        &config(
+            "resources:\n  - gvr: v1/configmaps\n    namespace_names: [app]\n    name_pattern: ^c\n",
+        ),
+        crate::fast(),
+    );
+    controller.add_handler(Failing);
+    let events = crate::Recorder::new();
+    controller.add_handler(events.clone());
+    controller.start().await.unwrap();
+    controller.ready().await;
+    create(&sim, configmap("app", "c1", &[]));
+    create(&sim, configmap("app", "c2", &[]));
+    events
+        .wait_for(&["ADDED v1/configmaps app/c1", "ADDED v1/configmaps app/c2"])
+        .await;
+    let errors = controller
+        .metrics()
+        .handler_errors
+        .get_or_create(&[("handler", "failing".to_owned())])
+        .get();
+    assert_eq!(errors, 2);
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_waits_for_the_handler_call_in_flight() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let sim = sim().await;
+    create(&sim, namespace("app"));
+    let controller = faro_watch::Controller::with_options(
+        crate::client(&sim),
+        &config(
+            "resources:\n  - gvr: v1/configmaps\n    namespace_names: [app]\n    name_pattern: ^c\n",
+        ),
+        crate::fast(),
+    );
+    let slow = std::sync::Arc::new(Slow::default());
+    controller.add_handler(slow.clone());
+    controller.start().await.unwrap();
+    controller.ready().await;
+    create(&sim, configmap("app", "c1", &[]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while slow.started.load(SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the handler is called"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    controller.stop().await;
+    assert_eq!(
+        slow.finished.load(SeqCst),
+        1,
+        "stop returned only after the call finished"
+    );
+    wait_watches(&sim, &[]).await;
+}
