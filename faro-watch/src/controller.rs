@@ -296,6 +296,31 @@ impl Controller {
         }
     }
 
+    /// Subscribes to the informer for `spec` (opening it, or joining the one
+    /// already open for the same server-side key); its matched events go to
+    /// the handlers like those of the configuration's rules. The watch stops
+    /// when the last subscription to it is dropped.
+    pub async fn subscribe(&self, spec: &WatchSpec) -> Result<Subscription, WatchError> {
+        if *self.inner.env.stop.borrow() {
+            return Err(WatchError::State("stopped"));
+        }
+        let resource = served(
+            self.inner
+                .env
+                .discovery
+                .resolve(&spec.gvr, spec.scope)
+                .await?,
+        );
+        Ok(self.inner.subscribe(
+            key_of(spec),
+            spec.scope,
+            resource,
+            Arc::from(spec.filters.clone()),
+            None,
+            None,
+        ))
+    }
+
     /// Every running informer, in key order.
     pub fn active_informers(&self) -> Vec<InformerInfo> {
         lock(&self.inner.informers)

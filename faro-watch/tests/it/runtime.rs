@@ -285,3 +285,32 @@ async fn stop_waits_for_the_handler_call_in_flight() {
     );
     wait_watches(&sim, &[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_share_one_watch_until_the_last_is_dropped() {
+    let sim = sim().await;
+    create(&sim, namespace("app"));
+    let (controller, events) = watch(&sim, &faro_core::Config::default()).await;
+    let spec = config("resources:\n  - gvr: v1/configmaps\n    namespace_names: [app]\n")
+        .watch_specs
+        .remove(0);
+    let first = controller.subscribe(&spec).await.unwrap();
+    let second = controller.subscribe(&spec).await.unwrap();
+    wait_watches(&sim, &["/api/v1/namespaces/app/configmaps"]).await;
+    assert_eq!(controller.active_informers()[0].subscribers, 2);
+    create(&sim, configmap("app", "shared", &[]));
+    events.wait_for(&["ADDED v1/configmaps app/shared"]).await;
+    drop(first);
+    assert_eq!(controller.active_informers()[0].subscribers, 1);
+    wait_watches(&sim, &["/api/v1/namespaces/app/configmaps"]).await;
+    drop(second);
+    assert!(controller.active_informers().is_empty());
+    wait_watches(&sim, &[]).await;
+    let added = events
+        .shorts()
+        .iter()
+        .filter(|s| *s == "ADDED v1/configmaps app/shared")
+        .count();
+    assert_eq!(added, 1, "two subscribers, one delivery");
+    controller.stop().await;
+}
