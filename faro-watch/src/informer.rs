@@ -617,7 +617,6 @@ impl Informer {
                             initial = false;
                             self.env.streaming.store(1, Ordering::Relaxed);
                             self.synced(resource, rv).await;
-                            self.set_state(InformerState::Watching);
                         }
                     } else {
                         self.rv = Some(rv);
@@ -662,6 +661,7 @@ impl Informer {
         self.deliver(resource).await;
         self.rv = Some(resource_version);
         self.backoff.reset();
+        self.set_state(InformerState::Watching);
         let mut status = lock(&self.shared.status);
         let first = !status.synced;
         status.synced = true;
