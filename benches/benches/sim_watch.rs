@@ -35,11 +35,7 @@ async fn read_events(addr: std::net::SocketAddr, from: u64, events: u64) -> u64 
 }
 
 fn sim_watch(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = faro_benches::runtime();
     let sim = rt
         .block_on(faro_sim::Sim::start(faro_sim::SimConfig::default()))
         .expect("faro-sim starts");

@@ -16,11 +16,7 @@ use faro_watch::Controller;
 const OBJECTS: usize = 20_000;
 
 fn watch_throughput(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = faro_benches::runtime();
     let sim = rt.block_on(populated_sim(OBJECTS, |i| {
         configmap("bench", &format!("cm-{i}"), 1024)
     }));

@@ -37,11 +37,7 @@ fn main() {
     if filter.is_some_and(|f| !NAME.contains(f)) {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = faro_benches::runtime();
     let sim = rt.block_on(populated_sim(OBJECTS, |i| {
         configmap(&format!("ns-{}", i % 50), &format!("cm-{i}"), 1024)
     }));

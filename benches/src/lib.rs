@@ -132,3 +132,12 @@ impl faro_core::EventHandler for Counter {
         Ok(())
     }
 }
+
+/// The runtime the benchmarks drive faro-sim and Faro on: two workers, as the machine has two cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}

@@ -222,22 +222,31 @@ impl faro_core::EventHandler for Slow {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handler_errors_are_counted_and_other_handlers_still_served() {
-    let sim = sim().await;
-    create(&sim, namespace("app"));
+/// A started, ready controller over the `app` namespace's ConfigMaps named `c…`.
+async fn app_controller(
+    sim: &faro_sim::Sim,
+    handler: impl faro_core::EventHandler,
+) -> faro_watch::Controller {
+    create(sim, namespace("app"));
     let controller = faro_watch::Controller::with_options(
-        crate::client(&sim),
+        crate::client(sim),
         &config(
             "resources:\n  - gvr: v1/configmaps\n    namespace_names: [app]\n    name_pattern: ^c\n",
         ),
         crate::fast(),
     );
-    controller.add_handler(Failing);
-    let events = crate::Recorder::new();
-    controller.add_handler(events.clone());
+    controller.add_handler(handler);
     controller.start().await.unwrap();
     controller.ready().await;
+    controller
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_errors_are_counted_and_other_handlers_still_served() {
+    let sim = sim().await;
+    let controller = app_controller(&sim, Failing).await;
+    let events = crate::Recorder::new();
+    controller.add_handler(events.clone());
     create(&sim, configmap("app", "c1", &[]));
     create(&sim, configmap("app", "c2", &[]));
     events
@@ -256,18 +265,8 @@ async fn handler_errors_are_counted_and_other_handlers_still_served() {
 async fn stop_waits_for_the_handler_call_in_flight() {
     use std::sync::atomic::Ordering::SeqCst;
     let sim = sim().await;
-    create(&sim, namespace("app"));
-    let controller = faro_watch::Controller::with_options(
-        crate::client(&sim),
-        &config(
-            "resources:\n  - gvr: v1/configmaps\n    namespace_names: [app]\n    name_pattern: ^c\n",
-        ),
-        crate::fast(),
-    );
     let slow = std::sync::Arc::new(Slow::default());
-    controller.add_handler(slow.clone());
-    controller.start().await.unwrap();
-    controller.ready().await;
+    let controller = app_controller(&sim, slow.clone()).await;
     create(&sim, configmap("app", "c1", &[]));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while slow.started.load(SeqCst) == 0 {
