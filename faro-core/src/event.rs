@@ -1,7 +1,7 @@
 //! Events as Faro hands them to handlers.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use kube_core::DynamicObject;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,9 @@ struct EventData {
     resource_version: String,
     inferred: bool,
     workload: Option<Arc<str>>,
+    /// The event's serialised form, made at most once and shared by every
+    /// consumer that needs it (the plugin envelope).
+    serialized: OnceLock<Arc<[u8]>>,
 }
 
 impl MatchedEvent {
@@ -120,8 +123,36 @@ impl MatchedEvent {
                 observed_at: jiff::Timestamp::now(),
                 inferred: false,
                 workload: None,
+                serialized: OnceLock::new(),
             },
         }
+    }
+
+    /// The same event with another object (a middleware's redacted copy);
+    /// type, GVR, key, time, resourceVersion and workload are kept.
+    #[must_use]
+    pub fn with_object(&self, object: Arc<DynamicObject>) -> Self {
+        let d = &self.0;
+        MatchedEvent(Arc::new(EventData {
+            event_type: d.event_type,
+            gvr: d.gvr.clone(),
+            key: d.key.clone(),
+            object,
+            observed_at: d.observed_at,
+            resource_version: d.resource_version.clone(),
+            inferred: d.inferred,
+            workload: d.workload.clone(),
+            serialized: OnceLock::new(),
+        }))
+    }
+
+    /// The event's serialised form: `make` runs on the first call only, and
+    /// every later call (from any thread) shares its bytes.
+    pub fn serialized(&self, make: impl FnOnce(&MatchedEvent) -> Vec<u8>) -> Arc<[u8]> {
+        self.0
+            .serialized
+            .get_or_init(|| Arc::from(make(self)))
+            .clone()
     }
 
     /// ADDED, UPDATED or DELETED.

@@ -6,6 +6,7 @@ mod error;
 mod raw;
 mod spec;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 
 use crate::{Gvr, Scope};
 use raw::{
-    RawConfig, RawResource, RawResourceFilter, RawWorkload, boolean, push_key, whole_number,
+    RawConfig, RawMiddleware, RawPlugins, RawResource, RawResourceFilter, RawWorkerSettings,
+    RawWorkers, RawWorkload, boolean, push_key, whole_number,
 };
 
 /// How much Faro logs.
@@ -125,6 +127,111 @@ pub struct Config {
     pub watch_specs: Vec<WatchSpec>,
     /// Workload detection; `None` when the block is absent.
     pub workload: Option<WorkloadConfig>,
+    /// Where plugins are loaded from and what each is configured with.
+    pub plugins: PluginsConfig,
+    /// Queues of the resource workers.
+    pub workers: WorkersConfig,
+    /// The built-in middleware applied before every worker and sink.
+    pub middleware: MiddlewareConfig,
+}
+
+/// The `plugins:` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginsConfig {
+    /// The directory `.so` plugins are loaded from; `None` loads none.
+    pub directory: Option<PathBuf>,
+    /// A plugin that panics this many times in a row is quarantined.
+    pub quarantine_after: u32,
+    /// Each plugin's configuration, by plugin name, handed to it as JSON.
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            quarantine_after: 5,
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a worker's queue does when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FullQueuePolicy {
+    /// Wait for room: the backpressure reaches the watch.
+    #[default]
+    Block,
+    /// Drop the event and count it.
+    Drop,
+}
+
+impl FromStr for FullQueuePolicy {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "block" => Ok(Self::Block),
+            "drop" => Ok(Self::Drop),
+            other => Err(format!(
+                "{other:?} is not a full-queue policy; expected block or drop"
+            )),
+        }
+    }
+}
+
+/// One worker's queue settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// Events each lane holds before the policy applies.
+    pub queue_size: usize,
+    /// What happens when a lane is full.
+    pub full_queue: FullQueuePolicy,
+    /// Parallel lanes; events of one object always share a lane.
+    pub lanes: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            queue_size: 1024,
+            full_queue: FullQueuePolicy::Block,
+            lanes: 8,
+        }
+    }
+}
+
+/// The `workers:` block: defaults and per-worker overrides.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkersConfig {
+    /// For every worker without an override.
+    pub defaults: WorkerSettings,
+    /// By worker name.
+    pub overrides: BTreeMap<String, WorkerSettings>,
+}
+
+impl WorkersConfig {
+    /// The settings of the worker called `name`.
+    pub fn for_worker(&self, name: &str) -> WorkerSettings {
+        self.overrides.get(name).copied().unwrap_or(self.defaults)
+    }
+}
+
+/// The `middleware:` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MiddlewareConfig {
+    /// Replace the values of `data` and `stringData` of `v1/secrets` with `"<redacted>"`.
+    pub redact_secrets: bool,
+    /// Remove `metadata.managedFields`.
+    pub drop_managed_fields: bool,
+}
+
+impl Default for MiddlewareConfig {
+    fn default() -> Self {
+        Self {
+            redact_secrets: true,
+            drop_managed_fields: true,
+        }
+    }
 }
 
 /// Workload detection: namespaces labelled as workloads, and the resources
@@ -170,6 +277,9 @@ impl Default for Config {
             rules: Vec::new(),
             watch_specs: Vec::new(),
             workload: None,
+            plugins: PluginsConfig::default(),
+            workers: WorkersConfig::default(),
+            middleware: MiddlewareConfig::default(),
         }
     }
 }
@@ -337,8 +447,128 @@ impl Config {
         if let Some(workload) = raw.workload {
             config.workload = Some(workload_config(workload)?);
         }
+        if let Some(plugins) = raw.plugins {
+            config.plugins = plugins_config(plugins)?;
+        }
+        if let Some(workers) = raw.workers {
+            config.workers = workers_config(workers)?;
+        }
+        if let Some(middleware) = raw.middleware {
+            config.middleware = middleware_config(&middleware)?;
+        }
         Ok(config)
     }
+}
+
+fn plugins_config(raw: RawPlugins) -> Result<PluginsConfig, ConfigError> {
+    let mut out = PluginsConfig::default();
+    if let Some(dir) = raw.directory {
+        if dir.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "plugins.directory",
+                "\"\" is empty; expected a directory path",
+            ));
+        }
+        out.directory = Some(PathBuf::from(dir));
+    }
+    if let Some(n) = &raw.quarantine_after {
+        let n = whole_number(
+            "plugins.quarantine_after",
+            n,
+            1_000_000,
+            "a number of panics",
+        )?;
+        if n == 0 {
+            return Err(ConfigError::invalid(
+                "plugins.quarantine_after",
+                "0 is not a number of panics; expected 1 or more",
+            ));
+        }
+        out.quarantine_after = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    out.config = raw.config;
+    Ok(out)
+}
+
+fn worker_settings(
+    path: &str,
+    base: WorkerSettings,
+    queue_size: Option<&serde_json::Value>,
+    full_queue: Option<&str>,
+    lanes: Option<&serde_json::Value>,
+) -> Result<WorkerSettings, ConfigError> {
+    let mut out = base;
+    if let Some(size) = queue_size {
+        let at = format!("{path}.queue_size");
+        let n = whole_number(&at, size, 1 << 24, "a queue size")?;
+        if n == 0 {
+            return Err(ConfigError::invalid(
+                at,
+                "0 is not a queue size; expected 1 or more",
+            ));
+        }
+        out.queue_size = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(policy) = full_queue {
+        out.full_queue = policy
+            .parse()
+            .map_err(|e: String| ConfigError::invalid(format!("{path}.full_queue"), e))?;
+    }
+    if let Some(lanes) = lanes {
+        let at = format!("{path}.lanes");
+        let n = whole_number(&at, lanes, 256, "a number of lanes")?;
+        if n == 0 {
+            return Err(ConfigError::invalid(
+                at,
+                "0 is not a number of lanes; expected 1 to 256",
+            ));
+        }
+        out.lanes = usize::try_from(n).unwrap_or(1);
+    }
+    Ok(out)
+}
+
+fn workers_config(raw: RawWorkers) -> Result<WorkersConfig, ConfigError> {
+    let defaults = worker_settings(
+        "workers",
+        WorkerSettings::default(),
+        raw.queue_size.as_ref(),
+        raw.full_queue.as_deref(),
+        raw.lanes.as_ref(),
+    )?;
+    let mut overrides = BTreeMap::new();
+    for (name, o) in raw.overrides {
+        let RawWorkerSettings {
+            queue_size,
+            full_queue,
+            lanes,
+        } = o;
+        let mut at = "workers.overrides".to_owned();
+        push_key(&mut at, &name);
+        let settings = worker_settings(
+            &at,
+            defaults,
+            queue_size.as_ref(),
+            full_queue.as_deref(),
+            lanes.as_ref(),
+        )?;
+        overrides.insert(name, settings);
+    }
+    Ok(WorkersConfig {
+        defaults,
+        overrides,
+    })
+}
+
+fn middleware_config(raw: &RawMiddleware) -> Result<MiddlewareConfig, ConfigError> {
+    let mut out = MiddlewareConfig::default();
+    if let Some(v) = &raw.redact_secrets {
+        out.redact_secrets = boolean("middleware.redact_secrets", v)?;
+    }
+    if let Some(v) = &raw.drop_managed_fields {
+        out.drop_managed_fields = boolean("middleware.drop_managed_fields", v)?;
+    }
+    Ok(out)
 }
 
 fn workload_config(raw: RawWorkload) -> Result<WorkloadConfig, ConfigError> {

@@ -20,6 +20,43 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub resources: Vec<RawResource>,
     pub workload: Option<RawWorkload>,
+    pub plugins: Option<RawPlugins>,
+    pub workers: Option<RawWorkers>,
+    pub middleware: Option<RawMiddleware>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlugins {
+    pub directory: Option<String>,
+    pub quarantine_after: Option<Value>,
+    #[serde(default)]
+    pub config: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkerSettings {
+    pub queue_size: Option<Value>,
+    pub full_queue: Option<String>,
+    pub lanes: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkers {
+    pub queue_size: Option<Value>,
+    pub full_queue: Option<String>,
+    pub lanes: Option<Value>,
+    #[serde(default)]
+    pub overrides: BTreeMap<String, RawWorkerSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMiddleware {
+    pub redact_secrets: Option<Value>,
+    pub drop_managed_fields: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

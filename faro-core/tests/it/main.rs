@@ -2,6 +2,7 @@
 
 mod config_errors;
 mod config_shapes;
+mod dispatch_config;
 mod events;
 mod gvr;
 mod precedence;
