@@ -1,8 +1,33 @@
 //! Everything after a match: routing `MatchedEvent`s by GVR to resource
-//! workers over bounded, per-object-ordered queues, the built-in sinks
-//! (JSON lines, text log) and the loader of plugins speaking
-//! `faro-plugin-abi`.
+//! workers over bounded, per-object-ordered queues, the middleware every
+//! event goes through first, the built-in sinks (JSON lines, text log) and
+//! the loader of plugins speaking `faro-plugin-abi`.
 //!
-//! It meets `faro-watch` only through `faro_core::EventHandler`.
+//! It meets `faro-watch` only through `faro_core::EventHandler`: a
+//! [`Dispatcher`] is a handler, so a binary plugs it into a controller.
 //!
-//! Not built yet: this crate holds only its place in the workspace.
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use faro_dispatch::{Dispatcher, DispatcherOptions, JsonLinesSink};
+//! let dispatcher = Dispatcher::new(DispatcherOptions::default());
+//! dispatcher.register(JsonLinesSink::create(std::path::Path::new("./output"))?)?;
+//! // controller.add_handler(dispatcher.clone());
+//! dispatcher.shutdown().await; // drains every queue, flushes every sink
+//! # Ok(()) }
+//! ```
+
+mod dispatcher;
+mod envelope;
+mod metrics;
+mod middleware;
+mod plugin;
+mod sinks;
+mod worker;
+
+pub use dispatcher::{DispatchError, Dispatcher, DispatcherOptions};
+pub use envelope::{envelope, json_line};
+pub use metrics::DispatchMetrics;
+pub use middleware::{DropManagedFields, Middleware, REDACTED, RedactSecrets};
+pub use plugin::{PluginError, PluginManifest, PluginWorker, config_name, load, load_directory};
+pub use sinks::{JsonLinesSink, TextLogSink};
+pub use worker::{Handles, ResourceWorker, WorkerError};

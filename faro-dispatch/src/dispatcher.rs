@@ -1,0 +1,476 @@
+//! The `Dispatcher`: a `faro_core::EventHandler` that runs the middleware
+//! and routes each event by GVR to the workers that handle it, through a
+//! bounded queue per worker lane.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use faro_core::config::{FullQueuePolicy, MiddlewareConfig, WorkerSettings, WorkersConfig};
+use faro_core::{EventHandler, Gvr, HandlerError, MatchedEvent};
+use futures_util::FutureExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::metrics::DispatchMetrics;
+use crate::middleware::{DropManagedFields, Middleware, RedactSecrets};
+use crate::worker::{Handles, ResourceWorker};
+
+/// How the dispatcher treats its workers.
+#[derive(Debug, Clone)]
+pub struct DispatcherOptions {
+    /// Queue size, full-queue policy and lanes, per worker name.
+    pub workers: WorkersConfig,
+    /// A worker that panics this many times in a row gets no more events.
+    pub quarantine_after: u32,
+    /// A `drop` worker's full queue is warned about at most this often.
+    pub drop_warn_interval: Duration,
+    /// Which built-in middleware run.
+    pub middleware: MiddlewareConfig,
+}
+
+impl Default for DispatcherOptions {
+    fn default() -> Self {
+        Self {
+            workers: WorkersConfig::default(),
+            quarantine_after: 5,
+            drop_warn_interval: Duration::from_secs(10),
+            middleware: MiddlewareConfig::default(),
+        }
+    }
+}
+
+/// Why a worker could not be registered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// Another worker has the name.
+    #[error("worker {0:?} is already registered; expected unique worker names")]
+    Duplicate(String),
+    /// The dispatcher was shut down.
+    #[error("the dispatcher is shut down")]
+    ShutDown,
+}
+
+/// One registered worker: its lanes and its health.
+struct Slot {
+    name: String,
+    worker: Arc<dyn ResourceWorker>,
+    handles: Handles,
+    policy: FullQueuePolicy,
+    /// Emptied at shutdown, which closes the lanes.
+    lanes: RwLock<Vec<mpsc::Sender<MatchedEvent>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    quarantined: AtomicBool,
+    consecutive_panics: AtomicU32,
+    last_drop_warning: Mutex<Option<Instant>>,
+    dropped: Counter,
+}
+
+/// The routing table, rebuilt only when workers are registered or removed.
+#[derive(Default)]
+struct Routes {
+    /// Per GVR named by some worker: its workers plus every "all" worker.
+    by_gvr: HashMap<Gvr, Arc<[Arc<Slot>]>>,
+    /// For any other GVR: the "all" workers.
+    all: Arc<[Arc<Slot>]>,
+    slots: Vec<Arc<Slot>>,
+}
+
+impl Routes {
+    fn build(slots: Vec<Arc<Slot>>) -> Self {
+        let all: Vec<Arc<Slot>> = slots
+            .iter()
+            .filter(|s| s.handles == Handles::All)
+            .cloned()
+            .collect();
+        let mut by_gvr: HashMap<Gvr, Vec<Arc<Slot>>> = HashMap::new();
+        for slot in &slots {
+            if let Handles::Only(gvrs) = &slot.handles {
+                for gvr in gvrs {
+                    let entry = by_gvr.entry(gvr.clone()).or_default();
+                    if !entry.iter().any(|s| Arc::ptr_eq(s, slot)) {
+                        entry.push(slot.clone());
+                    }
+                }
+            }
+        }
+        Self {
+            by_gvr: by_gvr
+                .into_iter()
+                .map(|(gvr, mut list)| {
+                    list.extend(all.iter().cloned());
+                    (gvr, Arc::from(list))
+                })
+                .collect(),
+            all: Arc::from(all),
+            slots,
+        }
+    }
+
+    fn route(&self, gvr: &Gvr) -> &Arc<[Arc<Slot>]> {
+        self.by_gvr.get(gvr).unwrap_or(&self.all)
+    }
+}
+
+struct Inner {
+    routes: RwLock<Arc<Routes>>,
+    middleware: Vec<Arc<dyn Middleware>>,
+    suppressed: Vec<Counter>,
+    metrics: DispatchMetrics,
+    options: DispatcherOptions,
+    closed: AtomicBool,
+}
+
+/// Routes matched events to resource workers; plug it into a controller
+/// with `add_handler`. Cloning shares the dispatcher.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("workers", &self.worker_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Self::new(DispatcherOptions::default())
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher with the built-in middleware `options.middleware` turns on.
+    pub fn new(options: DispatcherOptions) -> Self {
+        let mut middleware: Vec<Arc<dyn Middleware>> = Vec::new();
+        if options.middleware.drop_managed_fields {
+            middleware.push(Arc::new(DropManagedFields));
+        }
+        if options.middleware.redact_secrets {
+            middleware.push(Arc::new(RedactSecrets));
+        } else {
+            tracing::warn!("Secret redaction is off: Secret values reach every worker and sink");
+        }
+        Self::with_middleware(options, middleware)
+    }
+
+    /// A dispatcher with exactly these middleware, in order.
+    pub fn with_middleware(
+        options: DispatcherOptions,
+        middleware: Vec<Arc<dyn Middleware>>,
+    ) -> Self {
+        let metrics = DispatchMetrics::default();
+        let suppressed = middleware
+            .iter()
+            .map(|m| {
+                metrics
+                    .suppressed
+                    .get_or_create(&[("middleware", m.name().to_owned())])
+                    .clone()
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                routes: RwLock::default(),
+                middleware,
+                suppressed,
+                metrics,
+                options,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The dispatch metrics.
+    pub fn metrics(&self) -> &DispatchMetrics {
+        &self.inner.metrics
+    }
+
+    /// Registers the dispatch metrics on `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.inner.metrics.register(registry);
+    }
+
+    /// Registers a worker with the settings the `workers:` configuration gives its name.
+    pub fn register(&self, worker: impl ResourceWorker) -> Result<(), DispatchError> {
+        self.register_arc(Arc::new(worker))
+    }
+
+    /// Registers a shared worker.
+    pub fn register_arc(&self, worker: Arc<dyn ResourceWorker>) -> Result<(), DispatchError> {
+        let settings = self.inner.options.workers.for_worker(worker.name());
+        self.register_with(worker, settings)
+    }
+
+    /// Registers a worker with explicit queue settings.
+    pub fn register_with(
+        &self,
+        worker: Arc<dyn ResourceWorker>,
+        settings: WorkerSettings,
+    ) -> Result<(), DispatchError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(DispatchError::ShutDown);
+        }
+        let name = worker.name().to_owned();
+        let mut routes = write(&self.inner.routes);
+        if routes.slots.iter().any(|s| s.name == name) {
+            return Err(DispatchError::Duplicate(name));
+        }
+        let metrics = &self.inner.metrics;
+        metrics
+            .quarantined
+            .get_or_create(&[("worker", name.clone())])
+            .set(0);
+        let lanes = settings.lanes.max(1);
+        let mut senders = Vec::with_capacity(lanes);
+        let mut receivers = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let slot = Arc::new(Slot {
+            handles: worker.handles(),
+            dropped: DispatchMetrics::worker(&metrics.dropped, &name),
+            name,
+            worker,
+            policy: settings.full_queue,
+            lanes: RwLock::new(senders),
+            tasks: Mutex::default(),
+            quarantined: AtomicBool::new(false),
+            consecutive_panics: AtomicU32::new(0),
+            last_drop_warning: Mutex::new(None),
+        });
+        let tasks = receivers
+            .into_iter()
+            .map(|rx| tokio::spawn(run_lane(self.inner.clone(), slot.clone(), rx)))
+            .collect();
+        *lock(&slot.tasks) = tasks;
+        let mut slots = routes.slots.clone();
+        slots.push(slot);
+        *routes = Arc::new(Routes::build(slots));
+        Ok(())
+    }
+
+    /// Removes a worker: it gets no new events, handles what is queued, and shuts down.
+    pub async fn remove(&self, name: &str) -> bool {
+        let slot = {
+            let mut routes = write(&self.inner.routes);
+            let Some(slot) = routes.slots.iter().find(|s| s.name == name).cloned() else {
+                return false;
+            };
+            let slots = routes
+                .slots
+                .iter()
+                .filter(|s| !Arc::ptr_eq(s, &slot))
+                .cloned()
+                .collect();
+            *routes = Arc::new(Routes::build(slots));
+            slot
+        };
+        drain(&slot).await;
+        true
+    }
+
+    /// The registered workers' names, in registration order.
+    pub fn worker_names(&self) -> Vec<String> {
+        read(&self.inner.routes)
+            .slots
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// Whether the worker called `name` is quarantined.
+    pub fn is_quarantined(&self, name: &str) -> bool {
+        read(&self.inner.routes)
+            .slots
+            .iter()
+            .any(|s| s.name == name && s.quarantined.load(Ordering::SeqCst))
+    }
+
+    /// Refuses new events, lets every queue drain, then shuts every worker
+    /// down (sinks flush there). No event accepted before is lost.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let slots = read(&self.inner.routes).slots.clone();
+        for slot in &slots {
+            drain(slot).await;
+        }
+    }
+
+    /// Runs the middleware, then hands the event to every worker routed to its GVR.
+    async fn dispatch(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(HandlerError::new("the dispatcher is shut down"));
+        }
+        let mut event = event.clone();
+        for (m, suppressed) in self.inner.middleware.iter().zip(&self.inner.suppressed) {
+            match m.apply(event) {
+                Some(next) => event = next,
+                None => {
+                    suppressed.inc();
+                    return Ok(());
+                }
+            }
+        }
+        let routes = read(&self.inner.routes).clone();
+        let slots = routes.route(event.gvr());
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let lane_hash = {
+            let mut h = std::hash::DefaultHasher::new();
+            event.key().hash(&mut h);
+            h.finish()
+        };
+        for slot in slots.iter() {
+            let tx = {
+                let lanes = read(&slot.lanes);
+                if lanes.is_empty() {
+                    continue;
+                }
+                let index = usize::try_from(lane_hash % lanes.len() as u64).unwrap_or(0);
+                lanes[index].clone()
+            };
+            match slot.policy {
+                FullQueuePolicy::Block => {
+                    // A closed lane means the worker is being removed; nothing to do.
+                    let _ = tx.send(event.clone()).await;
+                }
+                FullQueuePolicy::Drop => {
+                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(event.clone()) {
+                        slot.dropped.inc();
+                        self.warn_dropped(slot);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn warn_dropped(&self, slot: &Slot) {
+        let mut last = lock(&slot.last_drop_warning);
+        let now = Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) >= self.inner.options.drop_warn_interval) {
+            *last = Some(now);
+            tracing::warn!(
+                worker = %slot.name,
+                dropped_total = slot.dropped.get(),
+                "the worker's queue is full; dropping events (full_queue: drop)"
+            );
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Dispatcher {
+    fn name(&self) -> &str {
+        "dispatcher"
+    }
+
+    async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
+        self.dispatch(event).await
+    }
+}
+
+/// Closes a worker's lanes, waits for them to drain, and shuts it down.
+async fn drain(slot: &Slot) {
+    write(&slot.lanes).clear();
+    let tasks = std::mem::take(&mut *lock(&slot.tasks));
+    for task in tasks {
+        let _ = task.await;
+    }
+    if let Err(e) = slot.worker.shutdown().await {
+        tracing::warn!(worker = %slot.name, "shutdown failed: {e}");
+    }
+}
+
+/// One lane: handles its events in order, tells the worker when it is idle.
+async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<MatchedEvent>) {
+    let metrics = &inner.metrics;
+    let handled = DispatchMetrics::worker(&metrics.handled, &slot.name);
+    let errors = DispatchMetrics::worker(&metrics.errors, &slot.name);
+    let panics = DispatchMetrics::worker(&metrics.panics, &slot.name);
+    let skipped = DispatchMetrics::worker(&metrics.skipped, &slot.name);
+    loop {
+        let event = match rx.try_recv() {
+            Ok(event) => event,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                slot.worker.idle().await;
+                match rx.recv().await {
+                    Some(event) => event,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        if slot.quarantined.load(Ordering::Relaxed) {
+            skipped.inc();
+            continue;
+        }
+        handled.inc();
+        let result = AssertUnwindSafe(slot.worker.handle(&event))
+            .catch_unwind()
+            .await;
+        let panic = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) if e.is_panic() => Some(e.to_string()),
+            Ok(Err(e)) => {
+                errors.inc();
+                tracing::warn!(worker = %slot.name, key = %event.key(), gvr = %event.gvr(), "worker failed: {e}");
+                None
+            }
+            Err(payload) => Some(panic_message(payload.as_ref())),
+        };
+        match panic {
+            None => slot.consecutive_panics.store(0, Ordering::Relaxed),
+            Some(message) => {
+                panics.inc();
+                let n = slot.consecutive_panics.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(worker = %slot.name, key = %event.key(), gvr = %event.gvr(), "worker panicked: {message}");
+                if n >= inner.options.quarantine_after
+                    && !slot.quarantined.swap(true, Ordering::SeqCst)
+                {
+                    metrics
+                        .quarantined
+                        .get_or_create(&[("worker", slot.name.clone())])
+                        .set(1);
+                    tracing::error!(
+                        worker = %slot.name,
+                        "quarantined after {n} panics in a row; it gets no more events"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

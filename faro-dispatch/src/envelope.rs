@@ -1,0 +1,94 @@
+//! The two serialised forms of an event: the plugin envelope (ABI v1) and
+//! the JSON lines record of the output contract. Both are written straight
+//! from the event with borrowed fields, without an intermediate `Value`.
+
+use std::collections::BTreeMap;
+
+use faro_core::MatchedEvent;
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    v: u32,
+    event_type: &'static str,
+    gvr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    name: &'a str,
+    resource_version: &'a str,
+    timestamp: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    inferred: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload: Option<&'a str>,
+    object: &'a faro_core::DynamicObject,
+}
+
+/// The plugin envelope: `{"v":1,"eventType",…,"object":{…}}`, as
+/// `faro-plugin-abi` documents it. `inferred` and `workload` appear only
+/// when set.
+pub fn envelope(event: &MatchedEvent) -> Vec<u8> {
+    let key = event.key();
+    let envelope = Envelope {
+        v: faro_plugin_abi::ENVELOPE_VERSION,
+        event_type: event.event_type().as_str(),
+        gvr: event.gvr().to_string(),
+        namespace: key.namespace.as_deref(),
+        name: &key.name,
+        resource_version: event.resource_version(),
+        timestamp: event.observed_at().to_string(),
+        inferred: event.is_inferred(),
+        workload: event.workload(),
+        object: event.object(),
+    };
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Line<'a> {
+    timestamp: String,
+    event_type: &'static str,
+    gvr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    resource_version: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    inferred: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workload: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_empty")]
+    labels: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "is_empty")]
+    annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+fn is_empty(map: &Option<&BTreeMap<String, String>>) -> bool {
+    map.is_none_or(BTreeMap::is_empty)
+}
+
+/// Appends one JSON lines record (with its newline) to `out`.
+pub fn json_line(event: &MatchedEvent, out: &mut Vec<u8>) {
+    let key = event.key();
+    let meta = &event.object().metadata;
+    let line = Line {
+        timestamp: event.observed_at().to_string(),
+        event_type: event.event_type().as_str(),
+        gvr: event.gvr().to_string(),
+        namespace: key.namespace.as_deref(),
+        name: &key.name,
+        uid: meta.uid.as_deref(),
+        resource_version: event.resource_version(),
+        inferred: event.is_inferred(),
+        workload: event.workload(),
+        labels: meta.labels.as_ref(),
+        annotations: meta.annotations.as_ref(),
+    };
+    if serde_json::to_writer(&mut *out, &line).is_ok() {
+        out.push(b'\n');
+    }
+}

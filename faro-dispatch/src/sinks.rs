@@ -1,0 +1,209 @@
+//! The built-in sinks: the JSON lines event file of the output contract and
+//! a human-readable text log. Both are resource workers for every GVR.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use faro_core::MatchedEvent;
+
+use crate::envelope::json_line;
+use crate::worker::{Handles, ResourceWorker, WorkerError};
+
+/// Lines are flushed at least this often while events keep coming.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+struct Buffered {
+    file: File,
+    buffer: Vec<u8>,
+    last_flush: Instant,
+}
+
+impl Buffered {
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            self.file.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+}
+
+/// `<output_dir>/logs/events-YYYYMMDD-HHMMSS.json`: one JSON object per
+/// event. Lines are buffered and written when the queue goes idle, at least
+/// every 100 ms, and at shutdown. Register it with one lane so that lines
+/// keep the order of events.
+pub struct JsonLinesSink {
+    path: PathBuf,
+    state: Mutex<Buffered>,
+}
+
+impl std::fmt::Debug for JsonLinesSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLinesSink")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl JsonLinesSink {
+    /// The worker name.
+    pub const NAME: &'static str = "json-lines";
+
+    /// Creates `<output_dir>/logs/` and a new event file named after the current time.
+    pub fn create(output_dir: &Path) -> io::Result<Self> {
+        let logs = output_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+        let path = logs.join(format!("events-{}.json", now.strftime("%Y%m%d-%H%M%S")));
+        Self::at(path)
+    }
+
+    /// Appends to the file at `path`, creating it.
+    pub fn at(path: PathBuf) -> io::Result<Self> {
+        let file = File::options().create(true).append(true).open(&path)?;
+        Ok(Self {
+            path,
+            state: Mutex::new(Buffered {
+                file,
+                buffer: Vec::with_capacity(64 * 1024),
+                last_flush: Instant::now(),
+            }),
+        })
+    }
+
+    /// Where the lines go.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Buffered) -> T) -> T {
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+fn io_error(path: &Path, e: &io::Error) -> WorkerError {
+    WorkerError::new(format!("writing {}: {e}", path.display()))
+}
+
+#[async_trait::async_trait]
+impl ResourceWorker for JsonLinesSink {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+
+    async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
+        self.with(|b| {
+            json_line(event, &mut b.buffer);
+            if b.last_flush.elapsed() >= FLUSH_INTERVAL {
+                b.flush().map_err(|e| io_error(&self.path, &e))?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn idle(&self) {
+        if let Err(e) = self.with(Buffered::flush) {
+            tracing::warn!("{}", io_error(&self.path, &e));
+        }
+    }
+
+    async fn shutdown(&self) -> Result<(), WorkerError> {
+        self.with(|b| {
+            b.flush()?;
+            b.file.sync_data()
+        })
+        .map_err(|e| io_error(&self.path, &e))
+    }
+}
+
+/// One human-readable line per event:
+/// `2026-11-24T10:00:00Z ADDED   v1/configmaps default/app rv=42`.
+pub struct TextLogSink {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for TextLogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextLogSink").finish_non_exhaustive()
+    }
+}
+
+impl TextLogSink {
+    /// The worker name.
+    pub const NAME: &'static str = "text-log";
+
+    /// Writes to `out` (standard output, a file).
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            out: Mutex::new(out),
+        }
+    }
+
+    /// The line for `event`, without its newline.
+    pub fn line(event: &MatchedEvent) -> String {
+        let mut line = format!(
+            "{} {:<7} {} {} rv={}",
+            event.observed_at(),
+            event.event_type().as_str(),
+            event.gvr(),
+            event.key(),
+            event.resource_version()
+        );
+        if event.is_inferred() {
+            line.push_str(" inferred");
+        }
+        if let Some(w) = event.workload() {
+            line.push_str(" workload=");
+            line.push_str(w);
+        }
+        line
+    }
+}
+
+#[async_trait::async_trait]
+impl ResourceWorker for TextLogSink {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+
+    async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
+        let line = Self::line(event);
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        writeln!(out, "{line}").map_err(|e| WorkerError::new(format!("text log: {e}")))
+    }
+
+    async fn idle(&self) {
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = out.flush();
+    }
+
+    async fn shutdown(&self) -> Result<(), WorkerError> {
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        out.flush()
+            .map_err(|e| WorkerError::new(format!("text log: {e}")))
+    }
+}

@@ -1,0 +1,70 @@
+//! What a resource worker is: the trait every consumer of matched events
+//! implements, linked in or loaded as a plugin.
+
+use faro_core::{Gvr, MatchedEvent};
+
+/// Which GVRs a worker handles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handles {
+    /// Every GVR.
+    All,
+    /// Only these.
+    Only(Vec<Gvr>),
+}
+
+/// Why a worker could not handle an event.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct WorkerError {
+    message: String,
+    panicked: bool,
+}
+
+impl WorkerError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            panicked: false,
+        }
+    }
+
+    /// A panic caught inside the worker (a plugin reports these as a status code).
+    pub fn panicked(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            panicked: true,
+        }
+    }
+
+    /// Whether this is a caught panic rather than an ordinary failure.
+    pub fn is_panic(&self) -> bool {
+        self.panicked
+    }
+}
+
+/// A consumer of matched events for some GVRs.
+///
+/// The dispatcher calls `handle` for one object's events one at a time, in
+/// order; events of different objects may be handled concurrently (one
+/// call per lane). A panic in `handle` is caught and counted.
+#[async_trait::async_trait]
+pub trait ResourceWorker: Send + Sync + 'static {
+    /// Unique among the dispatcher's workers; used in metrics and logs.
+    fn name(&self) -> &str;
+
+    /// The GVRs it wants. Read once, when the worker is registered.
+    fn handles(&self) -> Handles;
+
+    /// Handles one event.
+    async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError>;
+
+    /// Called when a lane of this worker has nothing queued: a good moment
+    /// to flush buffers.
+    async fn idle(&self) {}
+
+    /// Called once, after every queued event was handled, at shutdown.
+    async fn shutdown(&self) -> Result<(), WorkerError> {
+        Ok(())
+    }
+}
