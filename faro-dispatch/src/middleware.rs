@@ -45,7 +45,12 @@ impl Middleware for DropManagedFields {
 /// The text every Secret value is replaced with.
 pub const REDACTED: &str = "<redacted>";
 
-/// Replaces every value of `data` and `stringData` of `v1/secrets` with `"<redacted>"`.
+/// The annotation `kubectl apply` leaves, which holds the whole manifest (a
+/// Secret's data included).
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Replaces every value of `data` and `stringData` of `v1/secrets`, and the
+/// `kubectl apply` annotation that repeats them, with `"<redacted>"`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RedactSecrets;
 
@@ -64,13 +69,29 @@ impl Middleware for RedactSecrets {
                 .is_some_and(|m| m.values().any(|x| x.as_str() != Some(REDACTED)))
         };
         let data = &event.object().data;
-        if !["data", "stringData"]
-            .iter()
-            .any(|k| data.get(k).is_some_and(needs))
+        let annotated = event
+            .object()
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LAST_APPLIED))
+            .is_some_and(|v| v != REDACTED);
+        if !annotated
+            && !["data", "stringData"]
+                .iter()
+                .any(|k| data.get(k).is_some_and(needs))
         {
             return Some(event);
         }
         let mut object = DynamicObject::clone(event.object());
+        if let Some(v) = object
+            .metadata
+            .annotations
+            .as_mut()
+            .and_then(|a| a.get_mut(LAST_APPLIED))
+        {
+            REDACTED.clone_into(v);
+        }
         for key in ["data", "stringData"] {
             if let Some(Value::Object(map)) = object.data.get_mut(key) {
                 for value in map.values_mut() {

@@ -1,0 +1,281 @@
+//! Per-object order across lanes, block and drop policies, panics and quarantine.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faro_core::config::{FullQueuePolicy, WorkerSettings};
+use faro_core::{EventHandler, MatchedEvent};
+use faro_dispatch::{Dispatcher, DispatcherOptions, Handles, ResourceWorker, WorkerError};
+use tokio::sync::Semaphore;
+
+use crate::event;
+
+/// Records the order of resourceVersions per object and how many calls overlap.
+#[derive(Default)]
+struct Ordered {
+    per_key: Mutex<HashMap<String, Vec<u64>>>,
+    running: AtomicUsize,
+    most_running: AtomicUsize,
+}
+
+#[async_trait]
+impl ResourceWorker for Ordered {
+    fn name(&self) -> &str {
+        "ordered"
+    }
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+    async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_running.fetch_max(now, Ordering::SeqCst);
+        // Vary the time each call takes, so that lanes overtake each other.
+        let rv: u64 = event.resource_version().parse().unwrap();
+        if rv.is_multiple_of(7) {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        self.per_key
+            .lock()
+            .unwrap()
+            .entry(event.key().to_string())
+            .or_default()
+            .push(rv);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_object_order_holds_over_8_lanes() {
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    let worker = Arc::new(Ordered::default());
+    dispatcher
+        .register_with(
+            worker.clone(),
+            WorkerSettings {
+                queue_size: 64,
+                full_queue: FullQueuePolicy::Block,
+                lanes: 8,
+            },
+        )
+        .unwrap();
+    for rv in 1..=10_000u64 {
+        let name = format!("obj-{}", rv % 100);
+        dispatcher
+            .on_matched(&event("v1/configmaps", "ns", &name, rv))
+            .await
+            .unwrap();
+    }
+    dispatcher.shutdown().await;
+    let per_key = worker.per_key.lock().unwrap();
+    assert_eq!(per_key.len(), 100);
+    let total: usize = per_key.values().map(Vec::len).sum();
+    assert_eq!(total, 10_000, "every event handled once");
+    for (key, rvs) in per_key.iter() {
+        assert!(
+            rvs.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {rvs:?}"
+        );
+    }
+    assert!(
+        worker.most_running.load(Ordering::SeqCst) > 1,
+        "different objects were handled in parallel"
+    );
+}
+
+/// Blocks in `handle` until the test lets it go, one permit per event.
+struct Gated {
+    name: &'static str,
+    gate: Arc<Semaphore>,
+    handled: AtomicUsize,
+}
+
+#[async_trait]
+impl ResourceWorker for Gated {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+    async fn handle(&self, _: &MatchedEvent) -> Result<(), WorkerError> {
+        self.gate.acquire().await.unwrap().forget();
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn gated(name: &'static str) -> Arc<Gated> {
+    Arc::new(Gated {
+        name,
+        gate: Arc::new(Semaphore::new(0)),
+        handled: AtomicUsize::new(0),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_policy_stops_the_sender_at_the_queue_bound() {
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    let worker = gated("blocked");
+    let settings = WorkerSettings {
+        queue_size: 4,
+        full_queue: FullQueuePolicy::Block,
+        lanes: 2,
+    };
+    dispatcher.register_with(worker.clone(), settings).unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let dispatcher = dispatcher.clone();
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            for rv in 1..=1_000u64 {
+                let name = format!("obj-{}", rv % 10);
+                dispatcher
+                    .on_matched(&event("v1/pods", "ns", &name, rv))
+                    .await
+                    .unwrap();
+                accepted.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Each lane holds its queue plus the one event its worker call is on;
+    // the sender waits on the next one. Nothing beyond that is in memory.
+    let bound = settings.lanes * (settings.queue_size + 1);
+    let held = accepted.load(Ordering::SeqCst);
+    assert!(
+        held <= bound,
+        "{held} events accepted with a bound of {bound}"
+    );
+    assert!(held >= settings.queue_size, "the queues did fill ({held})");
+    assert!(!sender.is_finished(), "the sender is held back");
+    worker.gate.add_permits(1_000);
+    sender.await.unwrap();
+    dispatcher.shutdown().await;
+    assert_eq!(worker.handled.load(Ordering::SeqCst), 1_000, "nothing lost");
+    let dropped = dispatcher
+        .metrics()
+        .dropped
+        .get_or_create(&[("worker", "blocked".to_owned())])
+        .get();
+    assert_eq!(dropped, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_policy_counts_exactly_what_it_dropped() {
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    let worker = gated("lossy");
+    dispatcher
+        .register_with(
+            worker.clone(),
+            WorkerSettings {
+                queue_size: 8,
+                full_queue: FullQueuePolicy::Drop,
+                lanes: 1,
+            },
+        )
+        .unwrap();
+    for rv in 1..=500u64 {
+        dispatcher
+            .on_matched(&event("v1/pods", "ns", "p", rv))
+            .await
+            .unwrap();
+    }
+    worker.gate.add_permits(500);
+    dispatcher.shutdown().await;
+    let handled = worker.handled.load(Ordering::SeqCst) as u64;
+    let dropped = dispatcher
+        .metrics()
+        .dropped
+        .get_or_create(&[("worker", "lossy".to_owned())])
+        .get();
+    assert!(dropped > 0, "the queue overflowed");
+    assert_eq!(
+        handled + dropped,
+        500,
+        "handled {handled} + dropped {dropped}"
+    );
+    assert!(
+        handled <= 9,
+        "the queue (8) and the call in flight (1): {handled}"
+    );
+}
+
+/// Panics on events whose name starts with `panic`.
+struct Panicky {
+    handled: AtomicUsize,
+}
+
+#[async_trait]
+impl ResourceWorker for Panicky {
+    fn name(&self) -> &str {
+        "panicky"
+    }
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+    async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
+        if event.key().name.starts_with("panic") {
+            panic!("told to panic on {}", event.key());
+        }
+        if event.key().name.starts_with("fail") {
+            return Err(WorkerError::new("refused"));
+        }
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_worker_is_contained_counted_and_quarantined_after_n() {
+    let dispatcher = Dispatcher::new(DispatcherOptions {
+        quarantine_after: 3,
+        ..DispatcherOptions::default()
+    });
+    let worker = Arc::new(Panicky {
+        handled: AtomicUsize::new(0),
+    });
+    dispatcher
+        .register_with(
+            worker.clone(),
+            WorkerSettings {
+                lanes: 1,
+                ..WorkerSettings::default()
+            },
+        )
+        .unwrap();
+    let names = [
+        "ok-1", "panic-1", "ok-2", "fail-1", "panic-2", "panic-3", "ok-3", "panic-4", "panic-5",
+        "panic-6", "ok-4", "ok-5",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        dispatcher
+            .on_matched(&event("v1/pods", "ns", name, i as u64 + 1))
+            .await
+            .unwrap();
+    }
+    dispatcher.shutdown().await;
+    let m = dispatcher.metrics();
+    let get = |f: &prometheus_client::metrics::family::Family<
+        [(&'static str, String); 1],
+        prometheus_client::metrics::counter::Counter,
+    >| { f.get_or_create(&[("worker", "panicky".to_owned())]).get() };
+    // ok-1, ok-2 and ok-3 were handled after panics; the three in a row
+    // (panic-4..6) quarantined it, so ok-4 and ok-5 were skipped.
+    assert_eq!(worker.handled.load(Ordering::SeqCst), 3);
+    assert_eq!(get(&m.panics), 6);
+    assert_eq!(get(&m.errors), 1);
+    assert_eq!(get(&m.skipped), 2);
+    assert!(dispatcher.is_quarantined("panicky"));
+    assert_eq!(
+        m.quarantined
+            .get_or_create(&[("worker", "panicky".to_owned())])
+            .get(),
+        1
+    );
+}

@@ -1,0 +1,243 @@
+//! The JSON lines file of the output contract, the text log, and the
+//! middleware in front of them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faro_core::config::{MiddlewareConfig, WorkerSettings};
+use faro_core::{EventHandler, EventType, MatchedEvent};
+use faro_dispatch::{
+    Dispatcher, DispatcherOptions, Handles, JsonLinesSink, ResourceWorker, TextLogSink, WorkerError,
+};
+use serde_json::{Value, json};
+
+use crate::{event_with, tempdir::TempDir};
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn one_lane(dispatcher: &Dispatcher, worker: Arc<dyn ResourceWorker>) {
+    dispatcher
+        .register_with(
+            worker,
+            WorkerSettings {
+                lanes: 1,
+                ..WorkerSettings::default()
+            },
+        )
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_follow_the_output_contract() {
+    let out = TempDir::new();
+    let sink = Arc::new(JsonLinesSink::create(out.path()).unwrap());
+    let path = sink.path().to_path_buf();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(path.parent().unwrap().ends_with("logs"));
+    assert!(
+        name.starts_with("events-")
+            && name.ends_with(".json")
+            && name.len() == "events-YYYYMMDD-HHMMSS.json".len(),
+        "{name}"
+    );
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    one_lane(&dispatcher, sink);
+    let labelled = json!({"kind": "ConfigMap", "metadata": {"labels": {"app": "web"}, "annotations": {"note": "x"}}});
+    dispatcher
+        .on_matched(&event_with(
+            EventType::Added,
+            "v1/configmaps",
+            Some("ns"),
+            "a",
+            7,
+            labelled,
+        ))
+        .await
+        .unwrap();
+    dispatcher
+        .on_matched(&event_with(
+            EventType::Updated,
+            "v1/namespaces",
+            None,
+            "team",
+            8,
+            json!({"kind": "Namespace"}),
+        ))
+        .await
+        .unwrap();
+    let gone = MatchedEvent::builder(
+        EventType::Deleted,
+        Arc::new(faro_core::Gvr::parse("apps/v1/deployments").unwrap()),
+        event_with(
+            EventType::Deleted,
+            "apps/v1/deployments",
+            Some("ns"),
+            "d",
+            9,
+            json!({}),
+        )
+        .object()
+        .clone(),
+    )
+    .observed_at(jiff::Timestamp::from_second(1_800_000_009).unwrap())
+    .inferred("5")
+    .build();
+    dispatcher.on_matched(&gone).await.unwrap();
+    // Flushed once the queue is idle, before any shutdown.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at = |s: i64| {
+        jiff::Timestamp::from_second(1_800_000_000 + s)
+            .unwrap()
+            .to_string()
+    };
+    let expected = [
+        json!({"timestamp": at(7), "eventType": "ADDED", "gvr": "v1/configmaps", "namespace": "ns", "name": "a", "uid": "uid-a", "resourceVersion": "7", "labels": {"app": "web"}, "annotations": {"note": "x"}}),
+        json!({"timestamp": at(8), "eventType": "UPDATED", "gvr": "v1/namespaces", "name": "team", "uid": "uid-team", "resourceVersion": "8"}),
+        json!({"timestamp": at(9), "eventType": "DELETED", "gvr": "apps/v1/deployments", "namespace": "ns", "name": "d", "uid": "uid-d", "resourceVersion": "5", "inferred": true}),
+    ];
+    assert_eq!(lines(&path), expected);
+    dispatcher.shutdown().await;
+    assert_eq!(lines(&path), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_line_accepted_before_shutdown_is_lost() {
+    let out = TempDir::new();
+    let sink = Arc::new(JsonLinesSink::create(out.path()).unwrap());
+    let path = sink.path().to_path_buf();
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    one_lane(&dispatcher, sink);
+    for rv in 1..=20_000u64 {
+        dispatcher
+            .on_matched(&crate::event(
+                "v1/configmaps",
+                "ns",
+                &format!("c{}", rv % 50),
+                rv,
+            ))
+            .await
+            .unwrap();
+    }
+    dispatcher.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 20_000);
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["resourceVersion"], "20000",
+        "lines keep the order of events"
+    );
+}
+
+/// Keeps the last object it was given.
+#[derive(Default)]
+struct LastObject(Mutex<Option<Value>>);
+
+#[async_trait]
+impl ResourceWorker for LastObject {
+    fn name(&self) -> &str {
+        "last-object"
+    }
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+    async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
+        *self.0.lock().unwrap() = Some(serde_json::to_value(event.object().as_ref()).unwrap());
+        Ok(())
+    }
+}
+
+const SECRET_VALUE: &str = "c3VwZXItc2VjcmV0LXBhc3N3b3Jk";
+
+fn secret() -> Value {
+    let manifest = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "ns"}, "data": {"password": SECRET_VALUE}});
+    json!({
+        "kind": "Secret",
+        "metadata": {
+            "annotations": { "kubectl.kubernetes.io/last-applied-configuration": manifest.to_string() },
+            "managedFields": [{ "manager": "kubectl", "operation": "Apply" }]
+        },
+        "data": { "password": SECRET_VALUE },
+        "stringData": { "token": "plain-text-token" }
+    })
+}
+
+async fn run_secret(redact: bool) -> (String, Value) {
+    let out = TempDir::new();
+    let sink = Arc::new(JsonLinesSink::create(out.path()).unwrap());
+    let path = sink.path().to_path_buf();
+    let dispatcher = Dispatcher::new(DispatcherOptions {
+        middleware: MiddlewareConfig {
+            redact_secrets: redact,
+            drop_managed_fields: true,
+        },
+        ..DispatcherOptions::default()
+    });
+    let last = Arc::new(LastObject::default());
+    one_lane(&dispatcher, sink);
+    dispatcher.register_arc(last.clone()).unwrap();
+    dispatcher
+        .on_matched(&event_with(
+            EventType::Added,
+            "v1/secrets",
+            Some("ns"),
+            "db",
+            3,
+            secret(),
+        ))
+        .await
+        .unwrap();
+    dispatcher.shutdown().await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let object = last.0.lock().unwrap().clone().unwrap();
+    (text, object)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_never_reach_the_file_unless_redaction_is_off() {
+    let (text, object) = run_secret(true).await;
+    assert!(!text.contains(SECRET_VALUE), "{text}");
+    assert!(!text.contains("plain-text-token"), "{text}");
+    assert_eq!(object["data"], json!({"password": "<redacted>"}));
+    assert_eq!(object["stringData"], json!({"token": "<redacted>"}));
+    assert_eq!(
+        object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+        "<redacted>"
+    );
+    assert!(
+        object["metadata"].get("managedFields").is_none(),
+        "managedFields dropped"
+    );
+
+    let (text, object) = run_secret(false).await;
+    assert!(
+        text.contains(SECRET_VALUE),
+        "with redaction off the annotation is written as is"
+    );
+    assert_eq!(object["data"], json!({"password": SECRET_VALUE}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_log_writes_one_readable_line_per_event() {
+    let out = TempDir::new();
+    let file = out.path().join("events.log");
+    let sink = TextLogSink::new(Box::new(std::fs::File::create(&file).unwrap()));
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    one_lane(&dispatcher, Arc::new(sink));
+    dispatcher
+        .on_matched(&crate::event("v1/configmaps", "ns", "app", 42))
+        .await
+        .unwrap();
+    dispatcher.shutdown().await;
+    let at = jiff::Timestamp::from_second(1_800_000_042).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{at} ADDED   v1/configmaps ns/app rv=42\n")
+    );
+}
