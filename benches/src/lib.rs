@@ -141,3 +141,31 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// Builds the plugin package `name` of `plugins/` (debug, in a target
+/// directory of its own, since the running `cargo bench` holds the main one)
+/// and returns a private directory (mode 0755) holding a copy of its `.so`.
+pub fn built_plugin(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    let target = root.join("target/plugin-tests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--release", "-p", name, "--target-dir"])
+        .arg(&target)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building plugin {name} failed");
+    let file = format!("lib{}.so", name.replace('-', "_"));
+    let dir = std::env::temp_dir().join(format!("faro-bench-plugins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("plugin directory");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let to = dir.join(&file);
+    std::fs::copy(target.join("release").join(&file), &to).expect("copy plugin");
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, to)
+}
