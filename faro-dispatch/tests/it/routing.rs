@@ -72,3 +72,43 @@ async fn names_are_unique_and_removal_reroutes() {
         faro_core::EventHandler::on_matched(&dispatcher, &event("v1/pods", "ns", "late", 3)).await;
     assert!(refused.is_err(), "a shut-down dispatcher refuses events");
 }
+
+/// Suppresses events of objects named `noise*`.
+struct DropNoise;
+
+impl faro_dispatch::Middleware for DropNoise {
+    fn name(&self) -> &str {
+        "drop-noise"
+    }
+    fn apply(&self, event: faro_core::MatchedEvent) -> Option<faro_core::MatchedEvent> {
+        (!event.key().name.starts_with("noise")).then_some(event)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_middleware_can_suppress_events_and_is_counted() {
+    let dispatcher = Dispatcher::with_middleware(
+        DispatcherOptions::default(),
+        vec![std::sync::Arc::new(DropNoise)],
+    );
+    let all = Recording::new("all", Handles::All);
+    dispatcher.register_arc(all.clone()).unwrap();
+    for (i, name) in ["a", "noise-1", "b", "noise-2"].iter().enumerate() {
+        faro_core::EventHandler::on_matched(
+            &dispatcher,
+            &event("v1/pods", "ns", name, i as u64 + 1),
+        )
+        .await
+        .unwrap();
+    }
+    dispatcher.shutdown().await;
+    let mut keys: Vec<String> = all.seen().into_iter().map(|(_, k, _)| k).collect();
+    keys.sort();
+    assert_eq!(keys, ["ns/a", "ns/b"]);
+    let suppressed = dispatcher
+        .metrics()
+        .suppressed
+        .get_or_create(&[("middleware", "drop-noise".to_owned())])
+        .get();
+    assert_eq!(suppressed, 2);
+}
