@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,8 @@ struct Slot {
     consecutive_panics: AtomicU32,
     last_drop_warning: Mutex<Option<Instant>>,
     dropped: Counter,
+    /// Events accepted into a lane and not yet handled (or skipped).
+    pending: AtomicUsize,
 }
 
 /// The routing table, rebuilt only when workers are registered or removed.
@@ -249,6 +251,7 @@ impl Dispatcher {
             quarantined: AtomicBool::new(false),
             consecutive_panics: AtomicU32::new(0),
             last_drop_warning: Mutex::new(None),
+            pending: AtomicUsize::new(0),
         });
         let tasks = receivers
             .into_iter()
@@ -298,6 +301,36 @@ impl Dispatcher {
             .any(|s| s.name == name && s.quarantined.load(Ordering::SeqCst))
     }
 
+    /// Waits until every event accepted so far has been handled, then lets
+    /// every worker flush (`idle`): after this, sinks hold everything on disk.
+    pub async fn wait_idle(&self) {
+        let slots = read(&self.inner.routes).slots.clone();
+        while slots.iter().any(|s| s.pending.load(Ordering::SeqCst) > 0) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for slot in &slots {
+            slot.worker.idle().await;
+        }
+    }
+
+    /// Events waiting or being handled, per worker.
+    pub fn queue_depths(&self) -> Vec<(String, usize)> {
+        read(&self.inner.routes)
+            .slots
+            .iter()
+            .map(|s| (s.name.clone(), s.pending.load(Ordering::SeqCst)))
+            .collect()
+    }
+
+    /// Events dropped by full queues, all workers together.
+    pub fn dropped_total(&self) -> u64 {
+        read(&self.inner.routes)
+            .slots
+            .iter()
+            .map(|s| s.dropped.get())
+            .sum()
+    }
+
     /// Refuses new events, lets every queue drain, then shuts every worker
     /// down (sinks flush there). No event accepted before is lost.
     pub async fn shutdown(&self) {
@@ -342,17 +375,22 @@ impl Dispatcher {
                 let index = usize::try_from(lane_hash % lanes.len() as u64).unwrap_or(0);
                 lanes[index].clone()
             };
-            match slot.policy {
-                FullQueuePolicy::Block => {
-                    // A closed lane means the worker is being removed; nothing to do.
-                    let _ = tx.send(event.clone()).await;
-                }
-                FullQueuePolicy::Drop => {
-                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(event.clone()) {
+            slot.pending.fetch_add(1, Ordering::SeqCst);
+            let accepted = match slot.policy {
+                // A closed lane means the worker is being removed; nothing to do.
+                FullQueuePolicy::Block => tx.send(event.clone()).await.is_ok(),
+                FullQueuePolicy::Drop => match tx.try_send(event.clone()) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
                         slot.dropped.inc();
                         self.warn_dropped(slot);
+                        false
                     }
-                }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                },
+            };
+            if !accepted {
+                slot.pending.fetch_sub(1, Ordering::SeqCst);
             }
         }
         Ok(())
@@ -416,6 +454,7 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Mat
         };
         if slot.quarantined.load(Ordering::Relaxed) {
             skipped.inc();
+            slot.pending.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
         handled.inc();
@@ -432,6 +471,7 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Mat
             }
             Err(payload) => Some(panic_message(payload.as_ref())),
         };
+        slot.pending.fetch_sub(1, Ordering::SeqCst);
         match panic {
             None => slot.consecutive_panics.store(0, Ordering::Relaxed),
             Some(message) => {

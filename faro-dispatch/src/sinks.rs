@@ -5,9 +5,10 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use faro_core::MatchedEvent;
+use faro_core::{EventType, MatchedEvent};
 
 use crate::envelope::json_line;
 use crate::worker::{Handles, ResourceWorker, WorkerError};
@@ -39,6 +40,8 @@ impl Buffered {
 pub struct JsonLinesSink {
     path: PathBuf,
     state: Mutex<Buffered>,
+    /// Lines written, by ADDED, UPDATED, DELETED.
+    written: [AtomicU64; 3],
 }
 
 impl std::fmt::Debug for JsonLinesSink {
@@ -72,7 +75,18 @@ impl JsonLinesSink {
                 buffer: Vec::with_capacity(64 * 1024),
                 last_flush: Instant::now(),
             }),
+            written: Default::default(),
         })
+    }
+
+    /// Lines written so far: (ADDED, UPDATED, DELETED).
+    pub fn written(&self) -> (u64, u64, u64) {
+        let [a, u, d] = &self.written;
+        (
+            a.load(Ordering::Relaxed),
+            u.load(Ordering::Relaxed),
+            d.load(Ordering::Relaxed),
+        )
     }
 
     /// Where the lines go.
@@ -105,6 +119,12 @@ impl ResourceWorker for JsonLinesSink {
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
         self.with(|b| {
             json_line(event, &mut b.buffer);
+            let index = match event.event_type() {
+                EventType::Added => 0,
+                EventType::Updated => 1,
+                EventType::Deleted => 2,
+            };
+            self.written[index].fetch_add(1, Ordering::Relaxed);
             if b.last_flush.elapsed() >= FLUSH_INTERVAL {
                 b.flush().map_err(|e| io_error(&self.path, &e))?;
             }

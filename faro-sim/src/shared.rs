@@ -190,9 +190,13 @@ impl Shared {
         } else {
             let mut e = ApiError::internal("injected fault");
             e.code = fault.status;
-            if fault.status != 500 {
-                e.reason = "ServiceUnavailable";
-            }
+            e.reason = match fault.status {
+                500 => e.reason,
+                401 => "Unauthorized",
+                403 => "Forbidden",
+                404 => "NotFound",
+                _ => "ServiceUnavailable",
+            };
             FaultAction::Fail(e)
         };
         if fault.count == 0 {
