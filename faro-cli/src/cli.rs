@@ -1,0 +1,131 @@
+//! The command line, as clap parses it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "faro",
+    version,
+    about = "Watch Kubernetes resources and hand their events to sinks and workers",
+    args_conflicts_with_subcommands = false
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every command accepts.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Common {
+    /// Configuration file (YAML); `-config FILE` is accepted too.
+    #[arg(long, global = true, env = "FARO_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Kubeconfig file; else KUBECONFIG, then ~/.kube/config, then in-cluster.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Where logs/ with the event and log files goes.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// debug, info, warning, error or fatal.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// How log lines are written to stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Stop after this many seconds (0: run until signalled).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub auto_shutdown: Option<u64>,
+    /// Address of /metrics, /healthz and /readyz (port 0 picks one).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Serve no metrics endpoint.
+    #[arg(long, global = true)]
+    pub no_metrics: bool,
+    /// Seconds between runtime statistics log lines.
+    #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
+    pub stats_interval: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Json,
+    Text,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run Faro against an embedded simulated cluster with a live summary.
+    Demo {
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<u64>,
+    },
+    /// Run as the configuration file says (the default when --config is given).
+    Run,
+    /// Watch resources without a configuration file; JSON lines on stdout.
+    Watch(WatchArgs),
+    /// Serve the simulated cluster alone, for kubectl.
+    Sim {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Resources as GVR: v1/configmaps, apps/v1/deployments, example.com/v1/widgets.
+    #[arg(required = true, value_name = "GVR")]
+    pub gvrs: Vec<String>,
+    /// Namespaces to watch (repeatable); default: the kubeconfig's namespace.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
+    /// Label selector, sent to the server.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Field selector, sent to the server.
+    #[arg(long, value_name = "SELECTOR")]
+    pub field_selector: Option<String>,
+    /// Regular expression on the name, checked by Faro.
+    #[arg(long, value_name = "RE")]
+    pub name_pattern: Option<String>,
+    /// key=regex on a label value, checked by Faro (repeatable).
+    #[arg(long, value_name = "KEY=RE")]
+    pub label_pattern: Vec<String>,
+    /// Line format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Json)]
+    pub output: Output,
+}
+
+/// The Go Faro took `-config FILE`; clap wants `--config`.
+pub fn normalise_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| {
+            if a == "-config" {
+                "--config".to_owned()
+            } else if let Some(rest) = a.strip_prefix("-config=") {
+                format!("--config={rest}")
+            } else {
+                a
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,173 @@
+//! `/metrics`, `/healthz` and `/readyz`, served by axum.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use faro_watch::{Controller, InformerState};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::exit::Failure;
+
+#[derive(Clone)]
+struct AppState {
+    registry: Arc<Registry>,
+    controller: Controller,
+    ready: Arc<AtomicBool>,
+}
+
+/// Binds `addr` and serves in the background; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Registry,
+    controller: Controller,
+    ready: Arc<AtomicBool>,
+) -> Result<SocketAddr, Failure> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::Runtime(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(format!("--metrics-addr {addr}: {e}")))?;
+    let state = AppState {
+        registry: Arc::new(registry),
+        controller,
+        ready,
+    };
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics server stopped: {e}");
+        }
+    });
+    Ok(bound)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("encoding metrics: {e}\n"),
+        ),
+    }
+}
+
+/// Alive, and not every watch failing.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let informers = state.controller.active_informers();
+    let failing =
+        !informers.is_empty() && informers.iter().all(|i| i.state == InformerState::Backoff);
+    if failing {
+        (StatusCode::SERVICE_UNAVAILABLE, "every watch is failing\n")
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
+/// 503 until every informer has synced and its events are written.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not synced yet\n")
+    }
+}
+
+/// Process figures read at each scrape: resident memory, CPU time, open
+/// file descriptors, and the build.
+#[derive(Debug)]
+pub struct ProcessCollector;
+
+/// Resident set size in bytes, from /proc.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+fn cpu_seconds() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat (after the command in parentheses)
+    // are user and system time in clock ticks, 100 per second on Linux.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn open_fds() -> i64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| i64::try_from(d.count()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let rss = ConstGauge::new(i64::try_from(resident_bytes()).unwrap_or(i64::MAX));
+        rss.encode(encoder.encode_descriptor(
+            "process_resident_memory",
+            "Resident memory size",
+            Some(&Unit::Bytes),
+            rss.metric_type(),
+        )?)?;
+        let cpu = ConstCounter::new(cpu_seconds());
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu",
+            "User and system CPU time",
+            Some(&Unit::Seconds),
+            cpu.metric_type(),
+        )?)?;
+        let fds = ConstGauge::new(open_fds());
+        fds.encode(encoder.encode_descriptor(
+            "process_open_fds",
+            "Open file descriptors",
+            None,
+            fds.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// Registers the process collector and `faro_build_info{version}`.
+pub fn register_process(registry: &mut Registry) {
+    registry.register_collector(Box::new(ProcessCollector));
+    let info = prometheus_client::metrics::info::Info::new(vec![(
+        "version".to_owned(),
+        env!("CARGO_PKG_VERSION").to_owned(),
+    )]);
+    registry.register("faro_build", "Faro's version", info);
+}

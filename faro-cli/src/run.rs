@@ -1,0 +1,353 @@
+//! `faro run`: the configuration-driven run, and the session it sets up
+//! (controller, dispatcher, sinks, plugins, metrics) that `demo` reuses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use faro_core::config::Overrides;
+use faro_core::{Config, DynamicObject, Scope};
+use faro_dispatch::{Dispatcher, DispatcherOptions, JsonLinesSink, TextLogSink};
+use faro_watch::{Controller, Discovery, InformerState, Resolution};
+use kube::api::{Api, ListParams};
+use prometheus_client::registry::Registry;
+
+use crate::cli::Common;
+use crate::exit::{Failure, from_watch, one_line};
+use crate::http;
+
+/// The configuration as flags > environment > YAML > defaults.
+pub fn resolve_config(common: &Common) -> Result<Config, Failure> {
+    let flags = Overrides {
+        config_file: common.config.clone(),
+        output_dir: common.output_dir.clone(),
+        log_level: common
+            .log_level
+            .as_deref()
+            .map(|l| {
+                l.parse()
+                    .map_err(|e| Failure::Usage(format!("--log-level: {e}")))
+            })
+            .transpose()?,
+        auto_shutdown_sec: common.auto_shutdown,
+        json_export: None,
+    };
+    // FARO_CONFIG is read by clap into `common.config`.
+    let env = Overrides::from_env(|k| {
+        if k == "FARO_CONFIG" {
+            None
+        } else {
+            std::env::var(k).ok()
+        }
+    })
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    Config::resolve(&flags, &env).map_err(|e| Failure::Usage(one_line(&e.to_string())))
+}
+
+/// Where metrics are served: the flag, else the YAML keys, else the default.
+pub fn metrics_addr(common: &Common, config: &Config) -> Option<SocketAddr> {
+    if common.no_metrics {
+        return None;
+    }
+    if let Some(addr) = common.metrics_addr {
+        return Some(addr);
+    }
+    config.metrics.enabled.then(|| config.metrics.addr())
+}
+
+/// Lists one object of every served spec, so that a missing permission is a
+/// clear failure at start instead of a watch retrying forever.
+pub async fn preflight(client: &kube::Client, config: &Config) -> Result<(), Failure> {
+    let discovery = Discovery::new(client.clone());
+    for spec in &config.watch_specs {
+        let resource = match discovery
+            .resolve(&spec.gvr, spec.scope)
+            .await
+            .map_err(from_watch)?
+        {
+            Resolution::Served(r) => r,
+            Resolution::NotServed => continue,
+        };
+        let namespace = spec.server.namespace.as_deref();
+        let api: Api<DynamicObject> = match (resource.scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &resource.api_resource)
+            }
+            _ => Api::all_with(client.clone(), &resource.api_resource),
+        };
+        let mut params = ListParams::default().limit(1);
+        if !spec.server.labels.is_empty() {
+            params.label_selector = Some(spec.server.labels.to_string());
+        }
+        if !spec.server.fields.is_empty() {
+            params.field_selector = Some(spec.server.fields.to_string());
+        }
+        if let Err(e) = api.list(&params).await {
+            let where_ = namespace.map_or_else(
+                || "all namespaces".to_owned(),
+                |ns| format!("namespace {ns}"),
+            );
+            return Err(match e {
+                kube::Error::Api(status) if status.code == 403 || status.code == 401 => {
+                    Failure::Runtime(format!(
+                        "forbidden: cannot list {} in {where_}: {}",
+                        spec.gvr,
+                        one_line(&status.message)
+                    ))
+                }
+                other => Failure::Runtime(format!(
+                    "cannot list {} in {where_}: {}",
+                    spec.gvr,
+                    one_line(&other.to_string())
+                )),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Everything a run holds.
+pub struct Session {
+    pub controller: Controller,
+    pub dispatcher: Dispatcher,
+    pub json: Option<Arc<JsonLinesSink>>,
+    pub log_file: PathBuf,
+    pub metrics_url: Option<String>,
+    pub ready: Arc<AtomicBool>,
+    pub started: Instant,
+}
+
+impl Session {
+    /// Checks access, opens the files, loads plugins, starts metrics and the controller.
+    pub async fn start(
+        client: kube::Client,
+        config: Config,
+        metrics: Option<SocketAddr>,
+    ) -> Result<Session, Failure> {
+        let started = Instant::now();
+        preflight(&client, &config).await?;
+        let dispatcher = Dispatcher::new(DispatcherOptions {
+            workers: config.workers.clone(),
+            quarantine_after: config.plugins.quarantine_after,
+            middleware: config.middleware,
+            ..DispatcherOptions::default()
+        });
+        let logs = config.output_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| {
+            Failure::Runtime(format!("output_dir {}: {e}", config.output_dir.display()))
+        })?;
+        let json = if config.json_export {
+            let sink = Arc::new(JsonLinesSink::create(&config.output_dir).map_err(|e| {
+                Failure::Runtime(format!("output_dir {}: {e}", config.output_dir.display()))
+            })?);
+            register_one_lane(&dispatcher, sink.clone(), &config.workers)?;
+            Some(sink)
+        } else {
+            None
+        };
+        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+        let log_file = logs.join(format!("faro-{}.log", now.strftime("%Y%m%d-%H%M%S")));
+        let file = std::fs::File::create(&log_file)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", log_file.display())))?;
+        register_one_lane(
+            &dispatcher,
+            Arc::new(TextLogSink::new(Box::new(file))),
+            &config.workers,
+        )?;
+        if let Some(dir) = &config.plugins.directory {
+            let (plugins, errors) = faro_dispatch::load_directory(
+                dir,
+                &config.plugins.config,
+                config.workers.defaults.queue_size,
+            );
+            if let Some(e) = errors.first() {
+                return Err(Failure::Usage(e.to_string()));
+            }
+            for p in plugins {
+                dispatcher
+                    .register(p)
+                    .map_err(|e| Failure::Usage(e.to_string()))?;
+            }
+        }
+        let controller = Controller::new(client, &config);
+        controller.add_handler(dispatcher.clone());
+        let ready = Arc::new(AtomicBool::new(false));
+        let metrics_url = match metrics {
+            Some(addr) => {
+                let mut registry = Registry::default();
+                controller.register_metrics(&mut registry);
+                dispatcher.register_metrics(&mut registry);
+                http::register_process(&mut registry);
+                let bound = http::serve(addr, registry, controller.clone(), ready.clone()).await?;
+                Some(format!("http://{bound}/metrics"))
+            }
+            None => None,
+        };
+        controller.start().await.map_err(from_watch)?;
+        Ok(Session {
+            controller,
+            dispatcher,
+            json,
+            log_file,
+            metrics_url,
+            ready,
+            started,
+        })
+    }
+
+    /// Waits until every informer synced and every initial event is on disk.
+    pub async fn wait_ready(&self) {
+        self.controller.ready().await;
+        self.dispatcher.wait_idle().await;
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// `(synced, parked)` informers.
+    pub fn informer_counts(&self) -> (usize, usize) {
+        let infos = self.controller.active_informers();
+        let parked = infos
+            .iter()
+            .filter(|i| i.state == InformerState::Parked)
+            .count();
+        (infos.iter().filter(|i| i.synced).count(), parked)
+    }
+
+    /// Stops the watches, drains the queues, flushes the files; bounded in time.
+    pub async fn stop(&self) -> Summary {
+        if tokio::time::timeout(Duration::from_secs(10), self.controller.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the watches did not stop within 10 s");
+        }
+        if tokio::time::timeout(Duration::from_secs(20), self.dispatcher.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the queues did not drain within 20 s");
+        }
+        let (added, updated, deleted) = self.json.as_ref().map_or((0, 0, 0), |j| j.written());
+        Summary {
+            added,
+            updated,
+            deleted,
+            dropped: self.dispatcher.dropped_total(),
+            run_seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Registers a file sink with its configured queue, in one lane so that the
+/// file keeps the order of events.
+fn register_one_lane(
+    dispatcher: &Dispatcher,
+    worker: Arc<dyn faro_dispatch::ResourceWorker>,
+    workers: &faro_core::config::WorkersConfig,
+) -> Result<(), Failure> {
+    let mut settings = workers.for_worker(worker.name());
+    settings.lanes = 1;
+    dispatcher
+        .register_with(worker, settings)
+        .map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+/// What a run wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub added: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub dropped: u64,
+    pub run_seconds: f64,
+}
+
+impl Summary {
+    pub fn json(&self) -> String {
+        serde_json::json!({
+            "added": self.added,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "dropped": self.dropped,
+            "runSeconds": (self.run_seconds * 10.0).round() / 10.0,
+        })
+        .to_string()
+    }
+}
+
+/// Resolves on the first SIGINT/SIGTERM or when `after` has passed. A
+/// second signal ends the process at once with 130.
+pub async fn shutdown_signal(after: Option<Duration>) {
+    let timer = async {
+        match after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = signal() => {
+            tracing::info!("signal received; stopping (a second signal exits at once)");
+            tokio::spawn(async {
+                signal().await;
+                eprintln!("faro: second signal; exiting now");
+                std::process::exit(130);
+            });
+        }
+        () = timer => tracing::info!("auto-shutdown time reached; stopping"),
+    }
+}
+
+async fn signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `faro run`.
+pub async fn run(common: &Common, config: Config) -> Result<(), Failure> {
+    let client =
+        crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
+    let metrics = metrics_addr(common, &config);
+    let auto = config.auto_shutdown_sec.map(Duration::from_secs);
+    let session = Session::start(client, config, metrics).await?;
+    if let Some(url) = &session.metrics_url {
+        println!("FARO_METRICS_URL: {url}");
+    }
+    if let Some(json) = &session.json {
+        println!("FARO_JSON_FILE: {}", json.path().display());
+    }
+    println!("FARO_LOG_FILE: {}", session.log_file.display());
+    let stats = tokio::spawn(crate::stats::every(
+        Duration::from_secs(common.stats_interval.max(1)),
+        session.controller.clone(),
+        session.dispatcher.clone(),
+    ));
+    let stop = shutdown_signal(auto);
+    tokio::pin!(stop);
+    tokio::select! {
+        () = session.wait_ready() => {
+            let (synced, parked) = session.informer_counts();
+            println!("FARO_READY: {synced} informers synced, {parked} parked");
+            stop.await;
+        }
+        () = &mut stop => {}
+    }
+    stats.abort();
+    let summary = session.stop().await;
+    println!("FARO_SUMMARY: {}", summary.json());
+    tracing::info!(
+        "wrote {} ADDED, {} UPDATED, {} DELETED in {:.1} s ({} dropped)",
+        summary.added,
+        summary.updated,
+        summary.deleted,
+        summary.run_seconds,
+        summary.dropped
+    );
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `faro watch`: rules from flags, events as lines on stdout.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faro_core::config::{NamespaceSelection, WorkerSettings};
+use faro_core::{Config, Gvr, MatchedEvent, ResourceRule, Scope};
+use faro_dispatch::{Dispatcher, DispatcherOptions, Handles, ResourceWorker, WorkerError};
+use faro_filter::{FieldSelector, LabelPattern, LabelSelector, Pattern};
+use faro_watch::Controller;
+
+use crate::cli::{Common, Output, WatchArgs};
+use crate::exit::{Failure, from_watch};
+
+/// The rules `faro watch` flags describe; `default_ns` is the kubeconfig's namespace.
+pub fn rules(args: &WatchArgs, default_ns: &str) -> Result<Vec<ResourceRule>, Failure> {
+    let usage = |flag: &str, value: &str, e: &dyn std::fmt::Display| {
+        Failure::Usage(format!("{flag} {value:?}: {e}"))
+    };
+    let labels = match &args.selector {
+        Some(s) => LabelSelector::parse(s).map_err(|e| usage("--selector", s, &e))?,
+        None => LabelSelector::everything(),
+    };
+    let fields = match &args.field_selector {
+        Some(s) => FieldSelector::parse(s).map_err(|e| usage("--field-selector", s, &e))?,
+        None => FieldSelector::everything(),
+    };
+    let name = match &args.name_pattern {
+        Some(p) => Some(Pattern::new(p).map_err(|e| usage("--name-pattern", p, &e))?),
+        None => None,
+    };
+    let mut label_patterns = Vec::new();
+    for p in &args.label_pattern {
+        label_patterns
+            .extend(LabelPattern::parse_list(p).map_err(|e| usage("--label-pattern", p, &e))?);
+    }
+    let mut out = Vec::new();
+    for (i, text) in args.gvrs.iter().enumerate() {
+        let gvr = Gvr::parse(text).map_err(|e| Failure::Usage(format!("GVR {text:?}: {e}")))?;
+        let mut rule = ResourceRule::new(gvr);
+        rule.label_selector = labels.clone();
+        rule.field_selector = fields.clone();
+        rule.name_pattern = name.clone();
+        rule.label_patterns = label_patterns.clone();
+        rule.origin = format!("argument {}", i + 1);
+        if rule.scope != Some(Scope::Cluster) && !args.all_namespaces {
+            rule.namespaces = if args.namespaces.is_empty() {
+                NamespaceSelection::Names(vec![default_ns.to_owned()])
+            } else {
+                NamespaceSelection::Names(args.namespaces.clone())
+            };
+        }
+        out.push(rule);
+    }
+    Ok(out)
+}
+
+/// Writes each event as a line on stdout; a closed pipe (`| head`) ends the program.
+struct StdoutWorker {
+    output: Output,
+    out: Mutex<std::io::Stdout>,
+}
+
+#[async_trait::async_trait]
+impl ResourceWorker for StdoutWorker {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+    async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
+        let mut line = Vec::with_capacity(512);
+        match self.output {
+            Output::Json => faro_dispatch::json_line(event, &mut line),
+            Output::Text => {
+                line.extend_from_slice(faro_dispatch::TextLogSink::line(event).as_bytes());
+                line.push(b'\n');
+            }
+        }
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            return Err(WorkerError::new(format!("stdout: {e}")));
+        }
+        Ok(())
+    }
+}
+
+/// `faro watch`.
+pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
+    let client =
+        crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
+    let mut config = Config::default();
+    config
+        .set_rules(rules(args, client.default_namespace())?)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    crate::run::preflight(&client, &config).await?;
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    dispatcher
+        .register_with(
+            Arc::new(StdoutWorker {
+                output: args.output,
+                out: Mutex::new(std::io::stdout()),
+            }),
+            WorkerSettings {
+                lanes: 1,
+                ..WorkerSettings::default()
+            },
+        )
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let controller = Controller::new(client, &config);
+    controller.add_handler(dispatcher.clone());
+    controller.start().await.map_err(from_watch)?;
+    crate::run::shutdown_signal(
+        common
+            .auto_shutdown
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+    )
+    .await;
+    controller.stop().await;
+    dispatcher.shutdown().await;
+    Ok(())
+}
