@@ -194,6 +194,12 @@ impl Env {
     }
 }
 
+/// At stop, a watch keeps reading what has already arrived until it has
+/// been quiet this long…
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+/// …or for this long at most.
+const DRAIN_MAX: Duration = Duration::from_secs(2);
+
 /// Why a list or watch ended.
 enum Next {
     /// Watch again from the last resourceVersion, now.
@@ -563,16 +569,32 @@ impl Informer {
         let started = Instant::now();
         let mut received = false;
         let stall = self.env.options.stall_timeout;
+        let mut drain_until: Option<tokio::time::Instant> = None;
         loop {
-            let mut resync = self.resync_rx.clone();
-            let item = tokio::select! {
-                biased;
-                () = self.stopped() => return Next::Stop,
-                _ = resync.changed(), if !initial => {
-                    self.resync_rx.mark_unchanged();
-                    return Next::Resync;
+            let item = if let Some(deadline) = drain_until {
+                // Stopping: take what the server already sent, then end.
+                let quiet = tokio::time::Instant::now() + DRAIN_QUIET;
+                match tokio::time::timeout_at(quiet.min(deadline), stream.next()).await {
+                    Ok(Some(Ok(event))) => Ok(Some(Ok(event))),
+                    _ => return Next::Stop,
                 }
-                item = tokio::time::timeout(stall, stream.next()) => item,
+            } else {
+                let mut resync = self.resync_rx.clone();
+                tokio::select! {
+                    biased;
+                    () = self.stopped() => {
+                        if initial {
+                            return Next::Stop;
+                        }
+                        drain_until = Some(tokio::time::Instant::now() + DRAIN_MAX);
+                        continue;
+                    }
+                    _ = resync.changed(), if !initial => {
+                        self.resync_rx.mark_unchanged();
+                        return Next::Resync;
+                    }
+                    item = tokio::time::timeout(stall, stream.next()) => item,
+                }
             };
             let event = match item {
                 Err(_) => {
