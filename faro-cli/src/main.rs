@@ -26,8 +26,10 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         LogLevel::Warn => "warn",
         LogLevel::Error | LogLevel::Fatal => "error",
     };
+    // kube's client logs each failed request itself; Faro reports failures
+    // with their context, so that a failure is one line.
     let filter = tracing_subscriber::EnvFilter::try_from_env("FARO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},kube_client=off")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

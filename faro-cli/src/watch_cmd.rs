@@ -95,6 +95,8 @@ impl ResourceWorker for StdoutWorker {
 
 /// `faro watch`.
 pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
+    // Bad flags are reported before any contact with a server.
+    rules(args, "default")?;
     let client =
         crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
     let mut config = Config::default();
@@ -118,14 +120,39 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
     let controller = Controller::new(client, &config);
     controller.add_handler(dispatcher.clone());
     controller.start().await.map_err(from_watch)?;
-    crate::run::shutdown_signal(
-        common
-            .auto_shutdown
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs),
-    )
-    .await;
+    tokio::select! {
+        () = crate::run::shutdown_signal(common.auto_shutdown.filter(|s| *s > 0).map(Duration::from_secs)) => {}
+        () = stdout_closed() => {
+            // The reader went away (`| head`): nothing more to say.
+            std::process::exit(0);
+        }
+    }
     controller.stop().await;
     dispatcher.shutdown().await;
     Ok(())
+}
+
+/// Resolves when stdout is a pipe whose reader has gone, even while no
+/// event is being written; never on a terminal or a file.
+async fn stdout_closed() {
+    use std::os::fd::AsFd;
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+    let Ok(owned) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return std::future::pending().await;
+    };
+    // The registered descriptor is our own duplicate, owned by the AsyncFd
+    // and closed only when it is dropped: the I/O-safety concern behind the
+    // deprecation (a descriptor closed while registered) cannot arise.
+    #[allow(deprecated)]
+    let Ok(fd) = AsyncFd::with_interest(owned, Interest::ERROR) else {
+        return std::future::pending().await;
+    };
+    loop {
+        match fd.ready(Interest::ERROR).await {
+            Ok(guard) if guard.ready().is_error() => return,
+            Ok(mut guard) => guard.clear_ready(),
+            Err(_) => return std::future::pending().await,
+        }
+    }
 }

@@ -195,6 +195,15 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 
 /// The Kubernetes verb of a request, for fault scoping.
 fn verb_of(method: &Method, segments: &[&str], params: &HashMap<String, String>) -> &'static str {
+    // Discovery documents are non-resource URLs: RBAC and faults see a get.
+    let discovery = match segments.first() {
+        Some(&"api") => segments.len() <= 2,
+        Some(&"apis") => segments.len() <= 3,
+        _ => false,
+    };
+    if discovery {
+        return "get";
+    }
     let named = match segments.first() {
         Some(&"api") => {
             segments.len() >= 4 && !(segments.len() == 5 && segments[2] == "namespaces")

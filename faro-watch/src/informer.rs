@@ -198,7 +198,7 @@ impl Env {
 /// been quiet this long…
 const DRAIN_QUIET: Duration = Duration::from_millis(200);
 /// …or for this long at most.
-const DRAIN_MAX: Duration = Duration::from_secs(2);
+const DRAIN_MAX: Duration = Duration::from_secs(1);
 
 /// Why a list or watch ended.
 enum Next {

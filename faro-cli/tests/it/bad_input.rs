@@ -1,0 +1,154 @@
+//! Bad input: each case gives its exit code and exactly one line on stderr.
+
+use std::process::Stdio;
+
+use faro_sim::ErrorFault;
+
+use crate::{FARO, TempDir, sim};
+
+/// Runs faro to its end; returns (exit code, stderr).
+async fn fails(args: &[&str]) -> (i32, String) {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(FARO)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("FARO_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output(),
+    )
+    .await
+    .expect("faro ends")
+    .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line on stderr, got {stderr:?}"
+    );
+    (out.status.code().unwrap(), stderr.trim_end().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_configuration_file_is_exit_2() {
+    let (code, err) = fails(&["run", "--config", "/nonexistent/faro.yaml"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("faro: ") && err.contains("/nonexistent/faro.yaml"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_key_is_exit_2_naming_it() {
+    let dir = TempDir::new();
+    let config = dir.file("faro.yaml", "colour: blue\n");
+    // The Go Faro's spelling of the flag still works.
+    let (code, err) = fails(&["-config", config.to_str().unwrap()]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("faro: colour: unknown key; expected one of"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_flags_are_exit_2() {
+    let (code, err) = fails(&["watch", "v1/configmaps", "-l", "app in (a,"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("faro: --selector \"app in (a,\": "),
+        "{err}"
+    );
+}
+
+fn kubeconfig_for(dir: &TempDir, server: &str) -> String {
+    dir.file(
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: default\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
+        ),
+    )
+    .to_str()
+    .unwrap()
+    .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_exit_1() {
+    let dir = TempDir::new();
+    let config = dir.file("faro.yaml", "resources:\n  - gvr: v1/configmaps\n");
+    let kubeconfig = kubeconfig_for(&dir, "http://127.0.0.1:1");
+    let (code, err) = fails(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--kubeconfig",
+        &kubeconfig,
+        "--no-metrics",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("faro: cannot reach the API server"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_gvr_is_exit_2_with_a_suggestion() {
+    let sim = sim().await;
+    let dir = TempDir::new();
+    let config = dir.file("faro.yaml", "resources:\n  - gvr: v1/configmap\n");
+    let (code, err) = fails(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--kubeconfig",
+        sim.kubeconfig().to_str().unwrap(),
+        "--no-metrics",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "faro: v1/configmap: the server has no such resource; did you mean v1/configmaps?"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_list_is_exit_1_naming_gvr_and_namespace() {
+    let sim = sim().await;
+    sim.inject_errors(ErrorFault {
+        count: 1_000,
+        status: 403,
+        verbs: vec!["list".into()],
+        ..ErrorFault::default()
+    });
+    let dir = TempDir::new();
+    let config = dir.file(
+        "faro.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [team-a]\n",
+    );
+    let (code, err) = fails(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--kubeconfig",
+        sim.kubeconfig().to_str().unwrap(),
+        "--no-metrics",
+        "--output-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("faro: forbidden: cannot list v1/configmaps in namespace team-a"),
+        "{err}"
+    );
+}

@@ -1,0 +1,104 @@
+//! The kustomize manifests render, and grant Faro reading only.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+fn render(dir: &str) -> Option<Vec<Value>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = match std::process::Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(root.join(dir))
+        .output()
+    {
+        Ok(out) => out,
+        Err(_) => {
+            eprintln!("SKIPPED: kubectl is not on the PATH; kustomize rendering needs it");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(serde_saphyr::from_str_multiple::<Value, _>(&text).expect("rendered YAML parses"))
+}
+
+fn rules(docs: &[Value]) -> Vec<Value> {
+    docs.iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .flat_map(|d| d["rules"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_base_renders_and_grants_only_get_list_watch_without_secrets() {
+    let Some(docs) = render("deploy") else { return };
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let rules = rules(&docs);
+    assert!(!rules.is_empty());
+    for rule in &rules {
+        for verb in strings(&rule["verbs"]) {
+            assert!(
+                ["get", "list", "watch"].contains(&verb.as_str()),
+                "verb {verb} in {rule}"
+            );
+        }
+        let resources = strings(&rule["resources"]);
+        assert!(
+            !resources.iter().any(|r| r == "secrets" || r == "*"),
+            "{rule}"
+        );
+        assert!(
+            !strings(&rule["apiGroups"]).iter().any(|g| g == "*"),
+            "{rule}"
+        );
+    }
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // The sample configuration in the ConfigMap is one Faro accepts.
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let yaml = config["data"]["faro.yaml"].as_str().unwrap();
+    faro_core::Config::from_yaml(yaml, "deploy ConfigMap").expect("the sample configuration loads");
+}
+
+#[test]
+fn the_read_secrets_overlay_adds_secrets_and_nothing_else() {
+    let Some(docs) = render("deploy/overlays/read-secrets") else {
+        return;
+    };
+    let rules = rules(&docs);
+    let secrets: Vec<&Value> = rules
+        .iter()
+        .filter(|r| strings(&r["resources"]).contains(&"secrets".to_owned()))
+        .collect();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(strings(&secrets[0]["verbs"]), ["get", "list", "watch"]);
+}

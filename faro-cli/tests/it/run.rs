@@ -1,0 +1,336 @@
+//! `faro run --config`: the events file, readiness, metrics, shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{Faro, Kubectl, TempDir, records, shorts, sim};
+
+fn args<'a>(config: &'a str, kubeconfig: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--config",
+        config,
+        "--kubeconfig",
+        kubeconfig,
+        "--output-dir",
+        out,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]
+}
+
+/// A GET over a fresh connection: (status, body).
+async fn get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Sums the samples of `name` (any labels) in Prometheus text, checking every line parses.
+fn sum(text: &str, name: &str, labels: &str) -> f64 {
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let metric = series.split('{').next().unwrap();
+        assert!(
+            metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if metric == name && series.contains(labels) {
+            total += value;
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_run_writes_exactly_the_watched_events() {
+    let sim = sim().await;
+    let Some(kubectl) = Kubectl::new(&sim) else {
+        return;
+    };
+    let dir = TempDir::new();
+    let config = dir.file(
+        "faro.yaml",
+        r#"
+namespaces:
+  - name_selector: faro-test-1
+    resources:
+      v1/configmaps:
+        name_selector: test-config-1
+        label_selector: app=faro-test
+      apps/v1/deployments:
+        name_pattern: "^web-"
+resources:
+  - gvr: v1/secrets
+    namespace_patterns: ["^team-"]
+"#,
+    );
+    kubectl.apply(
+        r#"
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: faro-test-1}}
+- {apiVersion: v1, kind: Namespace, metadata: {name: team-a}}
+- {apiVersion: v1, kind: Namespace, metadata: {name: other}}
+"#,
+    );
+    let out = dir.path().join("out");
+    let mut faro = Faro::spawn(&args(
+        config.to_str().unwrap(),
+        sim.kubeconfig().to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    let json_file = faro.line("FARO_JSON_FILE:").await;
+    let log_file = faro.line("FARO_LOG_FILE:").await;
+    // One watch each for the namespace's ConfigMaps and Deployments, one
+    // cluster-wide watch for Secrets filtered by namespace pattern.
+    assert_eq!(
+        faro.line("FARO_READY:").await,
+        "3 informers synced, 0 parked"
+    );
+    kubectl.apply(
+        r#"
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: test-config-1, namespace: faro-test-1, labels: {app: faro-test}}, data: {k: v}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: test-config-1, namespace: other, labels: {app: faro-test}}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: unrelated, namespace: faro-test-1, labels: {app: faro-test}}}
+- {apiVersion: v1, kind: Secret, metadata: {name: s1, namespace: team-a}, data: {p: c2VjcmV0}}
+- {apiVersion: v1, kind: Secret, metadata: {name: s2, namespace: other}}
+- {apiVersion: apps/v1, kind: Deployment, metadata: {name: web-1, namespace: faro-test-1}, spec: {selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: nginx}]}}}}
+- {apiVersion: apps/v1, kind: Deployment, metadata: {name: api-1, namespace: faro-test-1}, spec: {selector: {matchLabels: {app: api}}, template: {metadata: {labels: {app: api}}, spec: {containers: [{name: c, image: nginx}]}}}}
+"#,
+    );
+    kubectl.run(
+        &[
+            "label",
+            "configmap",
+            "test-config-1",
+            "-n",
+            "faro-test-1",
+            "changed=yes",
+        ],
+        None,
+    );
+    kubectl.run(
+        &["delete", "deployment", "web-1", "-n", "faro-test-1"],
+        None,
+    );
+    let expected = [
+        "ADDED apps/v1/deployments faro-test-1/web-1",
+        "ADDED v1/configmaps faro-test-1/test-config-1",
+        "ADDED v1/secrets team-a/s1",
+        "DELETED apps/v1/deployments faro-test-1/web-1",
+        "UPDATED v1/configmaps faro-test-1/test-config-1",
+    ];
+    let path = std::path::PathBuf::from(&json_file);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut now = shorts(&records(&path));
+        now.dedup();
+        if now == expected || tokio::time::Instant::now() > deadline {
+            assert_eq!(now, expected, "the distinct events written");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, summary) = faro.stop().await;
+    assert_eq!(code, 0);
+    let written = records(&path);
+    let count = |t: &str| written.iter().filter(|r| r["eventType"] == t).count() as u64;
+    assert_eq!(
+        (
+            summary["added"].as_u64(),
+            summary["updated"].as_u64(),
+            summary["deleted"].as_u64()
+        ),
+        (
+            Some(count("ADDED")),
+            Some(count("UPDATED")),
+            Some(count("DELETED"))
+        ),
+        "the summary matches the file: {summary}"
+    );
+    assert!(
+        written
+            .iter()
+            .all(|r| r["resourceVersion"].as_str().is_some_and(|v| !v.is_empty()))
+    );
+    let text_log = std::fs::read_to_string(&log_file).unwrap();
+    assert_eq!(
+        text_log.lines().count(),
+        written.len(),
+        "one text line per event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_comes_after_sync_with_readyz_and_metrics_agreeing() {
+    let sim = sim().await;
+    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bulk"}}))
+        .unwrap();
+    for i in 0..2_000 {
+        sim.create(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "namespace": "bulk", "labels": {"bulk": "yes"}},
+            "data": {"k": "v"}
+        }))
+        .unwrap();
+    }
+    // Every request takes a while, so that the window before readiness is wide.
+    sim.set_latency(Duration::from_millis(400));
+    let dir = TempDir::new();
+    let config = dir.file(
+        "faro.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [bulk]\n    label_selector: bulk=yes\n",
+    );
+    let out = dir.path().join("out");
+    let mut faro = Faro::spawn(&args(
+        config.to_str().unwrap(),
+        sim.kubeconfig().to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    let metrics = faro.line("FARO_METRICS_URL:").await;
+    let base = metrics.trim_end_matches("/metrics").to_owned();
+    let json_file = faro.line("FARO_JSON_FILE:").await;
+    assert_eq!(
+        get(&format!("{base}/readyz")).await.0,
+        503,
+        "not ready before sync"
+    );
+    assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
+    faro.line("FARO_READY:").await;
+    // Everything listed is in the file the moment FARO_READY is printed.
+    let written = records(std::path::Path::new(&json_file));
+    assert_eq!(written.len(), 2_000);
+    assert!(written.iter().all(|r| r["eventType"] == "ADDED"));
+    assert_eq!(get(&format!("{base}/readyz")).await.0, 200);
+    let (status, text) = get(&metrics).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sum(&text, "faro_watch_events_total", "type=\"ADDED\""),
+        2_000.0
+    );
+    assert_eq!(
+        sum(&text, "faro_worker_events_total", "worker=\"json-lines\""),
+        2_000.0
+    );
+    assert!(sum(&text, "process_resident_memory_bytes", "") > 0.0);
+    assert!(text.contains("faro_build_info{version=\""));
+    let (code, summary) = faro.stop().await;
+    assert_eq!(code, 0);
+    assert_eq!(summary["added"], 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_in_a_burst_keeps_every_delivered_event_and_whole_lines() {
+    let sim = Arc::new(sim().await);
+    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "burst"}}))
+        .unwrap();
+    let dir = TempDir::new();
+    let config = dir.file(
+        "faro.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [burst]\n    name_pattern: ^b-\n",
+    );
+    let out = dir.path().join("out");
+    let mut faro = Faro::spawn(&args(
+        config.to_str().unwrap(),
+        sim.kubeconfig().to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    let json_file = faro.line("FARO_JSON_FILE:").await;
+    faro.line("FARO_READY:").await;
+    let created = Arc::new(AtomicU64::new(0));
+    let rvs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let burst = {
+        let (sim, created, rvs) = (sim.clone(), created.clone(), rvs.clone());
+        std::thread::spawn(move || {
+            for i in 0..5_000 {
+                let o = sim
+                    .create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": format!("b-{i}"), "namespace": "burst"}}))
+                    .unwrap();
+                let rv: u64 = o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                rvs.lock().unwrap().push((format!("b-{i}"), rv));
+                created.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_micros(800));
+            }
+        })
+    };
+    while created.load(Ordering::SeqCst) < 2_500 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // What the server has sent on Faro's watch when the signal goes out.
+    let sent: u64 = sim
+        .watches()
+        .iter()
+        .find(|w| w.path == "/api/v1/namespaces/burst/configmaps")
+        .expect("faro's watch")
+        .last_resource_version
+        .parse()
+        .unwrap();
+    let (code, summary) = faro.stop().await;
+    burst.join().unwrap();
+    assert_eq!(code, 0);
+    let text = std::fs::read_to_string(&json_file).unwrap();
+    assert!(text.ends_with('\n'), "the file ends with a complete line");
+    let written: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: std::collections::HashSet<&str> = written
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    let missing: Vec<String> = rvs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(name, rv)| *rv <= sent && !names.contains(name.as_str()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "sent before the signal but not written: {missing:?}"
+    );
+    assert!(
+        written.len() < 5_000,
+        "the signal came in the middle of the burst"
+    );
+    assert_eq!(summary["added"].as_u64(), Some(written.len() as u64));
+}

@@ -1,0 +1,82 @@
+//! `faro watch` and `faro demo`.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::{FARO, sim};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_piped_into_head_prints_three_json_lines_and_ends() {
+    let sim = sim().await;
+    for ns in ["a", "b"] {
+        sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+        for i in 0..3 {
+            for app in ["web", "db"] {
+                sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("{app}-{i}"), "namespace": ns, "labels": {"app": app}}}))
+                    .unwrap();
+            }
+        }
+    }
+    let script = format!(
+        "{FARO} watch v1/configmaps -A -l app=web --kubeconfig {} | head -n 3",
+        sim.kubeconfig().display()
+    );
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .output(),
+    )
+    .await
+    .expect("the pipeline ends")
+    .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines {
+        assert_eq!(line["eventType"], "ADDED");
+        assert_eq!(line["gvr"], "v1/configmaps");
+        assert_eq!(line["labels"]["app"], "web");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_for_its_duration_and_ends_with_a_summary() {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        tokio::process::Command::new(FARO)
+            .args(["demo", "--duration", "3"])
+            .stdout(Stdio::piped())
+            .output(),
+    )
+    .await
+    .expect("the demo ends")
+    .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("faro demo: ") && last.contains("events written"),
+        "{last}"
+    );
+    // Not a terminal: one JSON line per second before the summary.
+    let progress: Vec<Value> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!progress.is_empty());
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["trackedObjects"].as_u64() > Some(0))
+    );
+}
