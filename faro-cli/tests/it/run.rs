@@ -334,3 +334,128 @@ async fn sigterm_in_a_burst_keeps_every_delivered_event_and_whole_lines() {
     );
     assert_eq!(summary["added"].as_u64(), Some(written.len() as u64));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_other_configuration_shape_writes_exactly_its_events() {
+    let sim = sim().await;
+    let Some(kubectl) = Kubectl::new(&sim) else {
+        return;
+    };
+    let dir = TempDir::new();
+    // One GVR per shape, so that each shape's events can be told apart.
+    let config = dir.file(
+        "faro.yaml",
+        r#"
+namespaces:
+  - name_selector: shop
+    resources:
+      apps/v1/deployments:
+        name_pattern: "^a-"
+resources:
+  - gvr: apps/v1/deployments
+    namespace_names: [shop]
+    name_pattern: "^b-"
+  - gvr: v1/configmaps
+    scope: Namespaced
+    namespace_names: [shop, ops]
+    name_selector: settings
+  - gvr: v1/services
+    label_selector: "tier notin (frontend), env in (prod, staging)"
+  - gvr: v1/secrets
+    namespace_names: [shop]
+    label_pattern: "app=^web-.*$"
+  - gvr: v1/pods
+    name_pattern: "^job-"
+  - gvr: v1/namespaces
+    label_selector: team
+"#,
+    );
+    let out = dir.path().join("out");
+    let mut faro = Faro::spawn(&args(
+        config.to_str().unwrap(),
+        sim.kubeconfig().to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    let json_file = faro.line("FARO_JSON_FILE:").await;
+    // deployments (merged: one watch), configmaps ×2, services, secrets, pods, namespaces.
+    assert_eq!(
+        faro.line("FARO_READY:").await,
+        "7 informers synced, 0 parked"
+    );
+    let svc = |name: &str, ns: &str, labels: &str| {
+        format!(
+            "- {{apiVersion: v1, kind: Service, metadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}, spec: {{ports: [{{port: 80}}]}}}}\n"
+        )
+    };
+    let mut items = String::from(
+        r#"apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: shop, labels: {team: a}}}
+- {apiVersion: v1, kind: Namespace, metadata: {name: ops}}
+- {apiVersion: v1, kind: Namespace, metadata: {name: dev}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: settings, namespace: shop}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: settings, namespace: ops}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: settings, namespace: dev}}
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: other, namespace: shop}}
+- {apiVersion: v1, kind: Secret, metadata: {name: web-secret, namespace: shop, labels: {app: web-1}}}
+- {apiVersion: v1, kind: Secret, metadata: {name: api-secret, namespace: shop, labels: {app: api-1}}}
+- {apiVersion: v1, kind: Pod, metadata: {name: job-1, namespace: dev}, spec: {containers: [{name: c, image: busybox}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: web-1, namespace: dev}, spec: {containers: [{name: c, image: busybox}]}}
+"#,
+    );
+    items.push_str(&svc("prod-api", "shop", "env: prod, tier: backend"));
+    items.push_str(&svc("prod-web", "shop", "env: prod, tier: frontend"));
+    items.push_str(&svc("dev-api", "dev", "env: dev"));
+    for name in ["a-1", "b-1", "c-1"] {
+        items.push_str(&format!(
+            "- {{apiVersion: apps/v1, kind: Deployment, metadata: {{name: {name}, namespace: shop}}, spec: {{selector: {{matchLabels: {{app: x}}}}, template: {{metadata: {{labels: {{app: x}}}}, spec: {{containers: [{{name: c, image: nginx}}]}}}}}}}}\n"
+        ));
+    }
+    kubectl.apply(&items);
+    let expected = [
+        "ADDED apps/v1/deployments shop/a-1",
+        "ADDED apps/v1/deployments shop/b-1",
+        "ADDED v1/configmaps ops/settings",
+        "ADDED v1/configmaps shop/settings",
+        "ADDED v1/namespaces shop",
+        "ADDED v1/pods dev/job-1",
+        "ADDED v1/secrets shop/web-secret",
+        "ADDED v1/services shop/prod-api",
+    ];
+    let path = std::path::PathBuf::from(&json_file);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // Pods and Deployments get status updates from the cluster; compare
+        // the distinct (type, GVR, object) and check there is nothing else.
+        let mut now = shorts(&records(&path));
+        now.retain(|s| !s.starts_with("UPDATED"));
+        now.dedup();
+        if now == expected || tokio::time::Instant::now() > deadline {
+            assert_eq!(now, expected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, _) = faro.stop().await;
+    assert_eq!(code, 0);
+    let watched: std::collections::HashSet<String> = expected
+        .iter()
+        .map(|e| e.split_once(' ').unwrap().1.to_owned())
+        .collect();
+    for r in records(&path) {
+        let ns = r["namespace"]
+            .as_str()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default();
+        let object = format!(
+            "{} {ns}{}",
+            r["gvr"].as_str().unwrap(),
+            r["name"].as_str().unwrap()
+        );
+        assert!(
+            watched.contains(&object),
+            "an unwatched object was written: {r}"
+        );
+    }
+}
