@@ -171,3 +171,24 @@ pub fn register_process(registry: &mut Registry) {
     )]);
     registry.register("faro_build", "Faro's version", info);
 }
+
+/// Queue depth per worker, read at each scrape.
+#[derive(Debug)]
+pub struct QueueCollector(pub faro_dispatch::Dispatcher);
+
+impl Collector for QueueCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "faro_worker_queue_depth",
+            "Events waiting or being handled, by worker",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (worker, depth) in self.0.queue_depths() {
+            let labels = [("worker", worker)];
+            let gauge = ConstGauge::new(i64::try_from(depth).unwrap_or(i64::MAX));
+            gauge.encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

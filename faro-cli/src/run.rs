@@ -180,6 +180,7 @@ impl Session {
                 controller.register_metrics(&mut registry);
                 dispatcher.register_metrics(&mut registry);
                 http::register_process(&mut registry);
+                registry.register_collector(Box::new(http::QueueCollector(dispatcher.clone())));
                 let bound = http::serve(addr, registry, controller.clone(), ready.clone()).await?;
                 Some(format!("http://{bound}/metrics"))
             }

@@ -248,6 +248,10 @@ async fn ready_comes_after_sync_with_readyz_and_metrics_agreeing() {
     );
     assert!(sum(&text, "process_resident_memory_bytes", "") > 0.0);
     assert!(text.contains("faro_build_info{version=\""));
+    assert!(
+        text.contains("faro_worker_queue_depth{worker=\"json-lines\"} 0"),
+        "{text}"
+    );
     let (code, summary) = faro.stop().await;
     assert_eq!(code, 0);
     assert_eq!(summary["added"], 2_000);
