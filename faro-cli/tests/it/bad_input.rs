@@ -7,7 +7,7 @@ use faro_sim::ErrorFault;
 use crate::{FARO, TempDir, sim};
 
 /// Runs faro to its end; returns (exit code, stderr).
-async fn fails(args: &[&str]) -> (i32, String) {
+async fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String) {
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         tokio::process::Command::new(FARO)
@@ -63,6 +63,23 @@ async fn bad_flags_are_exit_2() {
     );
 }
 
+/// `run --config F --kubeconfig K --no-metrics --output-dir D`.
+fn run_args(config: &std::path::Path, kubeconfig: &std::path::Path, dir: &TempDir) -> Vec<String> {
+    [
+        "run".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+        "--no-metrics".as_ref(),
+        "--output-dir".as_ref(),
+        dir.path().as_os_str(),
+    ]
+    .iter()
+    .map(|a| a.to_string_lossy().into_owned())
+    .collect()
+}
+
 fn kubeconfig_for(dir: &TempDir, server: &str) -> String {
     dir.file(
         "kubeconfig",
@@ -80,17 +97,7 @@ async fn an_unreachable_server_is_exit_1() {
     let dir = TempDir::new();
     let config = dir.file("faro.yaml", "resources:\n  - gvr: v1/configmaps\n");
     let kubeconfig = kubeconfig_for(&dir, "http://127.0.0.1:1");
-    let (code, err) = fails(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--kubeconfig",
-        &kubeconfig,
-        "--no-metrics",
-        "--output-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .await;
+    let (code, err) = fails(&run_args(&config, std::path::Path::new(&kubeconfig), &dir)).await;
     assert_eq!(code, 1);
     assert!(
         err.starts_with("faro: cannot reach the API server"),
@@ -103,17 +110,7 @@ async fn an_unknown_gvr_is_exit_2_with_a_suggestion() {
     let sim = sim().await;
     let dir = TempDir::new();
     let config = dir.file("faro.yaml", "resources:\n  - gvr: v1/configmap\n");
-    let (code, err) = fails(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--kubeconfig",
-        sim.kubeconfig().to_str().unwrap(),
-        "--no-metrics",
-        "--output-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .await;
+    let (code, err) = fails(&run_args(&config, sim.kubeconfig(), &dir)).await;
     assert_eq!(code, 2);
     assert_eq!(
         err,
@@ -135,17 +132,7 @@ async fn a_forbidden_list_is_exit_1_naming_gvr_and_namespace() {
         "faro.yaml",
         "resources:\n  - gvr: v1/configmaps\n    namespace_names: [team-a]\n",
     );
-    let (code, err) = fails(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--kubeconfig",
-        sim.kubeconfig().to_str().unwrap(),
-        "--no-metrics",
-        "--output-dir",
-        dir.path().to_str().unwrap(),
-    ])
-    .await;
+    let (code, err) = fails(&run_args(&config, sim.kubeconfig(), &dir)).await;
     assert_eq!(code, 1);
     assert!(
         err.starts_with("faro: forbidden: cannot list v1/configmaps in namespace team-a"),

@@ -9,18 +9,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{Faro, Kubectl, TempDir, records, shorts, sim};
 
-fn args<'a>(config: &'a str, kubeconfig: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
+/// `faro run` on `config` against `sim`, writing under `dir/out`, metrics on a free port.
+fn spawn_run(sim: &faro_sim::Sim, config: &std::path::Path, dir: &TempDir) -> Faro {
+    let out = dir.path().join("out");
+    Faro::spawn(&[
         "run",
         "--config",
-        config,
+        config.to_str().unwrap(),
         "--kubeconfig",
-        kubeconfig,
+        sim.kubeconfig().to_str().unwrap(),
         "--output-dir",
-        out,
+        out.to_str().unwrap(),
         "--metrics-addr",
         "127.0.0.1:0",
-    ]
+    ])
 }
 
 /// A GET over a fresh connection: (status, body).
@@ -104,12 +106,7 @@ items:
 - {apiVersion: v1, kind: Namespace, metadata: {name: other}}
 "#,
     );
-    let out = dir.path().join("out");
-    let mut faro = Faro::spawn(&args(
-        config.to_str().unwrap(),
-        sim.kubeconfig().to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    let mut faro = spawn_run(&sim, &config, &dir);
     let json_file = faro.line("FARO_JSON_FILE:").await;
     let log_file = faro.line("FARO_LOG_FILE:").await;
     // One watch each for the namespace's ConfigMaps and Deployments, one
@@ -215,12 +212,7 @@ async fn ready_comes_after_sync_with_readyz_and_metrics_agreeing() {
         "faro.yaml",
         "resources:\n  - gvr: v1/configmaps\n    namespace_names: [bulk]\n    label_selector: bulk=yes\n",
     );
-    let out = dir.path().join("out");
-    let mut faro = Faro::spawn(&args(
-        config.to_str().unwrap(),
-        sim.kubeconfig().to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    let mut faro = spawn_run(&sim, &config, &dir);
     let metrics = faro.line("FARO_METRICS_URL:").await;
     let base = metrics.trim_end_matches("/metrics").to_owned();
     let json_file = faro.line("FARO_JSON_FILE:").await;
@@ -267,12 +259,7 @@ async fn sigterm_in_a_burst_keeps_every_delivered_event_and_whole_lines() {
         "faro.yaml",
         "resources:\n  - gvr: v1/configmaps\n    namespace_names: [burst]\n    name_pattern: ^b-\n",
     );
-    let out = dir.path().join("out");
-    let mut faro = Faro::spawn(&args(
-        config.to_str().unwrap(),
-        sim.kubeconfig().to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    let mut faro = spawn_run(&sim, &config, &dir);
     let json_file = faro.line("FARO_JSON_FILE:").await;
     faro.line("FARO_READY:").await;
     let created = Arc::new(AtomicU64::new(0));
@@ -374,12 +361,7 @@ resources:
     label_selector: team
 "#,
     );
-    let out = dir.path().join("out");
-    let mut faro = Faro::spawn(&args(
-        config.to_str().unwrap(),
-        sim.kubeconfig().to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    let mut faro = spawn_run(&sim, &config, &dir);
     let json_file = faro.line("FARO_JSON_FILE:").await;
     // deployments (merged: one watch), configmaps ×2, services, secrets, pods, namespaces.
     assert_eq!(

@@ -11,6 +11,17 @@ use serde_json::{Value, json};
 
 use crate::{configs, event, event_with, plugin_dir, plugin_path, tempdir::TempDir};
 
+/// Loads plugin `name` from `dir` with `config`.
+fn load_from(dir: &TempDir, name: &str, config: Value) -> faro_dispatch::PluginWorker {
+    load(
+        &plugin_path(dir, name),
+        &[dir.path().to_path_buf()],
+        Some(&config),
+        16,
+    )
+    .unwrap()
+}
+
 fn read_lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -78,13 +89,7 @@ async fn a_panicking_plugin_is_contained_counted_and_quarantined() {
     let dir = plugin_dir(&["test-panic"]);
     let out = TempDir::new();
     let seen = out.path().join("seen.txt");
-    let plugin = load(
-        &plugin_path(&dir, "test-panic"),
-        &[dir.path().to_path_buf()],
-        Some(&json!({ "output": seen })),
-        16,
-    )
-    .unwrap();
+    let plugin = load_from(&dir, "test-panic", json!({ "output": seen }));
     let dispatcher = Dispatcher::new(DispatcherOptions {
         quarantine_after: 2,
         ..DispatcherOptions::default()
@@ -207,13 +212,7 @@ async fn pod_lifecycle_writes_one_line_per_transition() {
     let dir = plugin_dir(&["pod-lifecycle"]);
     let out = TempDir::new();
     let file = out.path().join("pods.jsonl");
-    let plugin = load(
-        &plugin_path(&dir, "pod-lifecycle"),
-        &[dir.path().to_path_buf()],
-        Some(&json!({ "output": file })),
-        16,
-    )
-    .unwrap();
+    let plugin = load_from(&dir, "pod-lifecycle", json!({ "output": file }));
     assert_eq!(plugin.name(), "pod-lifecycle");
     let dispatcher = Dispatcher::new(DispatcherOptions::default());
     dispatcher.register(plugin).unwrap();
@@ -265,13 +264,7 @@ async fn configmap_audit_writes_added_removed_and_changed_keys() {
     let dir = plugin_dir(&["configmap-audit"]);
     let out = TempDir::new();
     let file = out.path().join("audit.jsonl");
-    let plugin = load(
-        &plugin_path(&dir, "configmap-audit"),
-        &[dir.path().to_path_buf()],
-        Some(&json!({ "output": file })),
-        16,
-    )
-    .unwrap();
+    let plugin = load_from(&dir, "configmap-audit", json!({ "output": file }));
     let dispatcher = Dispatcher::new(DispatcherOptions::default());
     dispatcher.register(plugin).unwrap();
     use EventType::{Added, Deleted, Updated};

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Write;
 
 use faro_plugin_sdk::serde_json::{self, Value, json};
-use faro_plugin_sdk::{Event, Host, Manifest, Plugin, export_plugin};
+use faro_plugin_sdk::{Event, Host, Manifest, Plugin, append_file, export_plugin};
 
 /// The plugin's state: the last data of each ConfigMap.
 pub struct ConfigMapAudit {
@@ -33,15 +33,8 @@ impl Plugin for ConfigMapAudit {
     }
 
     fn init(config: Value, host: Host) -> Result<Self, String> {
-        let output = config["output"]
-            .as_str()
-            .ok_or("output: missing; expected the path of the JSON lines file to write")?;
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(output)
-            .map_err(|e| format!("output: cannot open {output}: {e}"))?;
-        host.info(&format!("configmap-audit writing to {output}"));
+        let out = append_file(&config, "output")?;
+        host.info(&format!("configmap-audit writing to {}", config["output"]));
         Ok(Self {
             out,
             last: HashMap::new(),

@@ -128,6 +128,19 @@ impl Host {
     }
 }
 
+/// Opens (appending, creating) the file whose path is the string at
+/// `config[key]`; the error names the key and what was expected.
+pub fn append_file(config: &serde_json::Value, key: &str) -> Result<std::fs::File, String> {
+    let path = config[key].as_str().ok_or_else(|| {
+        format!("{key}: missing; expected the path of the JSON lines file to write")
+    })?;
+    std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{key}: cannot open {path}: {e}"))
+}
+
 /// A Faro plugin.
 pub trait Plugin: Sized + Send + 'static {
     /// Name, version and GVRs.
