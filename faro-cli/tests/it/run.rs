@@ -25,6 +25,22 @@ fn spawn_run(sim: &faro_sim::Sim, config: &std::path::Path, dir: &TempDir) -> Fa
     ])
 }
 
+/// Waits (up to 20 s) until the distinct `TYPE gvr ns/name` lines of the
+/// events file that `keep` keeps are exactly `expected`.
+async fn wait_for_distinct(path: &std::path::Path, expected: &[&str], keep: impl Fn(&str) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut now = shorts(&records(path));
+        now.retain(|s| keep(s));
+        now.dedup();
+        if now == expected || tokio::time::Instant::now() > deadline {
+            assert_eq!(now, expected, "the distinct events written");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A GET over a fresh connection: (status, body).
 async fn get(url: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").unwrap();
@@ -152,16 +168,7 @@ items:
         "UPDATED v1/configmaps faro-test-1/test-config-1",
     ];
     let path = std::path::PathBuf::from(&json_file);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut now = shorts(&records(&path));
-        now.dedup();
-        if now == expected || tokio::time::Instant::now() > deadline {
-            assert_eq!(now, expected, "the distinct events written");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_distinct(&path, &expected, |_| true).await;
     let (code, summary) = faro.stop().await;
     assert_eq!(code, 0);
     let written = records(&path);
@@ -410,19 +417,9 @@ items:
         "ADDED v1/services shop/prod-api",
     ];
     let path = std::path::PathBuf::from(&json_file);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        // Pods and Deployments get status updates from the cluster; compare
-        // the distinct (type, GVR, object) and check there is nothing else.
-        let mut now = shorts(&records(&path));
-        now.retain(|s| !s.starts_with("UPDATED"));
-        now.dedup();
-        if now == expected || tokio::time::Instant::now() > deadline {
-            assert_eq!(now, expected);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Pods and Deployments get status updates from the cluster; compare the
+    // distinct ADDED and DELETED lines, and check below there is nothing else.
+    wait_for_distinct(&path, &expected, |s| !s.starts_with("UPDATED")).await;
     let (code, _) = faro.stop().await;
     assert_eq!(code, 0);
     let watched: std::collections::HashSet<String> = expected
