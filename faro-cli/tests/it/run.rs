@@ -442,3 +442,44 @@ items:
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_during_shutdown_exits_at_once_with_130() {
+    let sim = Arc::new(sim().await);
+    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "busy"}}))
+        .unwrap();
+    let dir = TempDir::new();
+    let config = dir.file(
+        "faro.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [busy]\n",
+    );
+    let mut faro = spawn_run(&sim, &config, &dir);
+    faro.line("FARO_READY:").await;
+    // A steady stream of changes keeps the stopping watch draining for its
+    // full second, which is the window for the second signal.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (sim, done) = (sim.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("c-{i}"), "namespace": "busy"}}))
+                    .unwrap();
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    faro.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    faro.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), faro.child.wait())
+        .await
+        .expect("faro exits")
+        .unwrap();
+    done.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    assert_eq!(status.code(), Some(130));
+}
