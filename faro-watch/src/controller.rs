@@ -166,6 +166,12 @@ impl Controller {
         *handlers = Arc::from(list);
     }
 
+    /// The discovery cache the controller resolves GVRs with; checks made
+    /// through it before `start` leave the documents cached for it.
+    pub fn discovery(&self) -> &Discovery {
+        &self.inner.env.discovery
+    }
+
     /// The watch layer's metrics.
     pub fn metrics(&self) -> &WatchMetrics {
         &self.inner.env.metrics
@@ -374,13 +380,11 @@ fn served(resolution: Resolution) -> Option<ResolvedResource> {
 }
 
 fn add_subscriber(shared: &InformerShared, subscriber: Subscriber) {
-    let mut subs = shared
-        .subscribers
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut list: Vec<Subscriber> = subs.iter().cloned().collect();
-    list.push(subscriber);
-    *subs = Arc::new(list);
+    shared.update_subscribers(|subs| {
+        let mut list = subs.to_vec();
+        list.push(subscriber);
+        Some(list)
+    });
 }
 
 pub(crate) fn key_of(spec: &WatchSpec) -> InformerKey {
@@ -445,15 +449,12 @@ impl Inner {
             let Some(entry) = informers.get(key) else {
                 return;
             };
-            let mut subs = entry
-                .shared
-                .subscribers
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let list: Vec<Subscriber> = subs.iter().filter(|s| s.id != id).cloned().collect();
-            let empty = list.is_empty();
-            removed_list = std::mem::replace(&mut *subs, Arc::new(list));
-            drop(subs);
+            let mut empty = false;
+            removed_list = entry.shared.update_subscribers(|subs| {
+                let list: Vec<Subscriber> = subs.iter().filter(|s| s.id != id).cloned().collect();
+                empty = list.is_empty();
+                Some(list)
+            });
             if empty && let Some(entry) = informers.remove(key) {
                 entry.shared.stop.send_replace(true);
                 removed_entry = Some(entry.shared);
@@ -468,27 +469,19 @@ impl Inner {
     fn set_filters(&self, key: &InformerKey, id: u64, filters: Arc<[ClientFilter]>) {
         let informers = lock(&self.informers);
         if let Some(entry) = informers.get(key) {
-            let mut subs = entry
-                .shared
-                .subscribers
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if subs.iter().any(|s| s.id == id && s.filters == filters) {
-                return;
+            let changed = entry.shared.update_subscribers(|subs| {
+                if subs.iter().any(|s| s.id == id && s.filters == filters) {
+                    return None;
+                }
+                let mut list = subs.to_vec();
+                for s in list.iter_mut().filter(|s| s.id == id) {
+                    s.filters = filters.clone();
+                }
+                Some(list)
+            });
+            if changed.is_some() {
+                entry.shared.resync.send_modify(|n| *n += 1);
             }
-            let list: Vec<Subscriber> = subs
-                .iter()
-                .cloned()
-                .map(|mut s| {
-                    if s.id == id {
-                        s.filters = filters.clone();
-                    }
-                    s
-                })
-                .collect();
-            *subs = Arc::new(list);
-            drop(subs);
-            entry.shared.resync.send_modify(|n| *n += 1);
         }
     }
 

@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use faro_core::{Gvr, Scope};
+use faro_core::{DynamicObject, Gvr, Scope};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use kube::Client;
+use kube::api::Api;
 use kube::discovery::ApiResource;
 
 use crate::error::WatchError;
+use crate::informer::lock;
 
 /// A resource the server serves, as discovery describes it.
 #[derive(Debug, Clone)]
@@ -23,6 +25,19 @@ pub struct ResolvedResource {
     pub api_resource: ApiResource,
     /// Namespaced or cluster-scoped.
     pub scope: Scope,
+}
+
+impl ResolvedResource {
+    /// The API for this resource in `namespace`, or across all namespaces
+    /// (always for a cluster-scoped resource).
+    pub fn api(&self, client: &Client, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (self.scope, namespace) {
+            (Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &self.api_resource)
+            }
+            _ => Api::all_with(client.clone(), &self.api_resource),
+        }
+    }
 }
 
 /// What discovery says of a GVR.
@@ -191,10 +206,6 @@ impl Discovery {
         }
         out
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Levenshtein distance over bytes; names here are short ASCII.

@@ -150,6 +150,22 @@ impl InformerShared {
         *lock(&self.status)
     }
 
+    /// Replaces the subscriber list with what `next` makes of it (copy on
+    /// write, so deliveries in progress keep their snapshot). Returns the old
+    /// list, which the caller drops outside its own locks, or `None` when
+    /// `next` left the list as it was.
+    pub fn update_subscribers(
+        &self,
+        next: impl FnOnce(&[Subscriber]) -> Option<Vec<Subscriber>>,
+    ) -> Option<Arc<Vec<Subscriber>>> {
+        let mut subs = self
+            .subscribers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = next(&subs)?;
+        Some(std::mem::replace(&mut *subs, Arc::new(list)))
+    }
+
     pub fn subscribers(&self) -> Arc<Vec<Subscriber>> {
         self.subscribers
             .read()
@@ -328,11 +344,7 @@ impl Informer {
                     None => break,
                 },
             };
-            let api = api_for(
-                &self.env.client,
-                &resource,
-                self.shared.key.namespace.as_deref(),
-            );
+            let api = resource.api(&self.env.client, self.shared.key.namespace.as_deref());
             let next = match self.rv.clone() {
                 None => {
                     self.set_state(InformerState::Listing);
@@ -347,16 +359,10 @@ impl Informer {
             match next {
                 Next::Stop => break,
                 Next::Continue => {}
-                Next::Relist => {
-                    self.rv = None;
-                    self.env.metrics.restart(&self.gvr_label, "expired");
-                    self.env
-                        .metrics
-                        .relists
-                        .get_or_create(&[("gvr", self.gvr_label.clone())])
-                        .inc();
-                }
-                Next::Resync => {
+                Next::Relist | Next::Resync => {
+                    if matches!(next, Next::Relist) {
+                        self.env.metrics.restart(&self.gvr_label, "expired");
+                    }
                     self.rv = None;
                     self.env
                         .metrics
@@ -786,19 +792,6 @@ fn prepare(mut object: DynamicObject, resource: &ResolvedResource) -> Arc<Dynami
         });
     }
     Arc::new(object)
-}
-
-fn api_for(
-    client: &kube::Client,
-    resource: &ResolvedResource,
-    namespace: Option<&str>,
-) -> Api<DynamicObject> {
-    match (resource.scope, namespace) {
-        (Scope::Namespaced, Some(ns)) => {
-            Api::namespaced_with(client.clone(), ns, &resource.api_resource)
-        }
-        _ => Api::all_with(client.clone(), &resource.api_resource),
-    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -79,6 +79,15 @@ impl WatchMetrics {
         );
     }
 
+    /// Events handed to handlers so far for `gvr`: (ADDED, UPDATED, DELETED).
+    pub fn events_of(&self, gvr: &str) -> [u64; 3] {
+        ["ADDED", "UPDATED", "DELETED"].map(|t| {
+            self.events
+                .get_or_create(&[("gvr", gvr.to_owned()), ("type", t.to_owned())])
+                .get()
+        })
+    }
+
     pub(crate) fn restart(&self, gvr: &str, reason: &'static str) {
         self.restarts
             .get_or_create(&[("gvr", gvr.to_owned()), ("reason", reason.to_owned())])
