@@ -114,16 +114,8 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
 
 /// Events so far per (GVR, type), in the order of `GVRS` × ADDED/UPDATED/DELETED.
 fn counts(session: &Session) -> Vec<u64> {
-    let events = &session.controller.metrics().events;
-    GVRS.iter()
-        .flat_map(|g| {
-            ["ADDED", "UPDATED", "DELETED"].map(|t| {
-                events
-                    .get_or_create(&[("gvr", (*g).to_owned()), ("type", t.to_owned())])
-                    .get()
-            })
-        })
-        .collect()
+    let metrics = session.controller.metrics();
+    GVRS.iter().flat_map(|g| metrics.events_of(g)).collect()
 }
 
 fn show(

@@ -65,15 +65,7 @@ async fn main_async(cli: Cli) -> Result<(), Failure> {
         }
         Some(Command::Watch(args)) => {
             init_logging(
-                common
-                    .log_level
-                    .as_deref()
-                    .map(|l| {
-                        l.parse()
-                            .map_err(|e| Failure::Usage(format!("--log-level: {e}")))
-                    })
-                    .transpose()?
-                    .unwrap_or(LogLevel::Warn),
+                run::log_level_flag(&common)?.unwrap_or(LogLevel::Warn),
                 common.log_format,
             );
             watch_cmd::watch(&common, &args).await

@@ -7,30 +7,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use faro_core::config::Overrides;
-use faro_core::{Config, DynamicObject, Scope};
+use faro_core::Config;
+use faro_core::config::{LogLevel, Overrides};
 use faro_dispatch::{Dispatcher, DispatcherOptions, JsonLinesSink, TextLogSink};
-use faro_watch::{Controller, Discovery, InformerState, Resolution};
-use kube::api::{Api, ListParams};
+use faro_watch::{Controller, InformerState, Resolution};
+use kube::api::ListParams;
 use prometheus_client::registry::Registry;
 
 use crate::cli::Common;
 use crate::exit::{Failure, from_watch, one_line};
 use crate::http;
 
+/// `--log-level`, if given.
+pub fn log_level_flag(common: &Common) -> Result<Option<LogLevel>, Failure> {
+    common
+        .log_level
+        .as_deref()
+        .map(|l| {
+            l.parse()
+                .map_err(|e| Failure::Usage(format!("--log-level: {e}")))
+        })
+        .transpose()
+}
+
 /// The configuration as flags > environment > YAML > defaults.
 pub fn resolve_config(common: &Common) -> Result<Config, Failure> {
     let flags = Overrides {
         config_file: common.config.clone(),
         output_dir: common.output_dir.clone(),
-        log_level: common
-            .log_level
-            .as_deref()
-            .map(|l| {
-                l.parse()
-                    .map_err(|e| Failure::Usage(format!("--log-level: {e}")))
-            })
-            .transpose()?,
+        log_level: log_level_flag(common)?,
         auto_shutdown_sec: common.auto_shutdown,
         json_export: None,
     };
@@ -59,8 +64,12 @@ pub fn metrics_addr(common: &Common, config: &Config) -> Option<SocketAddr> {
 
 /// Lists one object of every served spec, so that a missing permission is a
 /// clear failure at start instead of a watch retrying forever.
-pub async fn preflight(client: &kube::Client, config: &Config) -> Result<(), Failure> {
-    let discovery = Discovery::new(client.clone());
+pub async fn preflight(
+    controller: &Controller,
+    client: &kube::Client,
+    config: &Config,
+) -> Result<(), Failure> {
+    let discovery = controller.discovery();
     for spec in &config.watch_specs {
         let resource = match discovery
             .resolve(&spec.gvr, spec.scope)
@@ -71,12 +80,7 @@ pub async fn preflight(client: &kube::Client, config: &Config) -> Result<(), Fai
             Resolution::NotServed => continue,
         };
         let namespace = spec.server.namespace.as_deref();
-        let api: Api<DynamicObject> = match (resource.scope, namespace) {
-            (Scope::Namespaced, Some(ns)) => {
-                Api::namespaced_with(client.clone(), ns, &resource.api_resource)
-            }
-            _ => Api::all_with(client.clone(), &resource.api_resource),
-        };
+        let api = resource.api(client, namespace);
         let mut params = ListParams::default().limit(1);
         if !spec.server.labels.is_empty() {
             params.label_selector = Some(spec.server.labels.to_string());
@@ -127,7 +131,8 @@ impl Session {
         metrics: Option<SocketAddr>,
     ) -> Result<Session, Failure> {
         let started = Instant::now();
-        preflight(&client, &config).await?;
+        let controller = Controller::new(client.clone(), &config);
+        preflight(&controller, &client, &config).await?;
         let dispatcher = Dispatcher::new(DispatcherOptions {
             workers: config.workers.clone(),
             quarantine_after: config.plugins.quarantine_after,
@@ -171,7 +176,6 @@ impl Session {
                     .map_err(|e| Failure::Usage(e.to_string()))?;
             }
         }
-        let controller = Controller::new(client, &config);
         controller.add_handler(dispatcher.clone());
         let ready = Arc::new(AtomicBool::new(false));
         let metrics_url = match metrics {

@@ -103,7 +103,8 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
     config
         .set_rules(rules(args, client.default_namespace())?)
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    crate::run::preflight(&client, &config).await?;
+    let controller = Controller::new(client.clone(), &config);
+    crate::run::preflight(&controller, &client, &config).await?;
     let dispatcher = Dispatcher::new(DispatcherOptions::default());
     dispatcher
         .register_with(
@@ -117,7 +118,6 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
             },
         )
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let controller = Controller::new(client, &config);
     controller.add_handler(dispatcher.clone());
     controller.start().await.map_err(from_watch)?;
     tokio::select! {
