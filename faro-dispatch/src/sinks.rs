@@ -170,6 +170,12 @@ impl TextLogSink {
         }
     }
 
+    fn out(&self) -> std::sync::MutexGuard<'_, Box<dyn Write + Send>> {
+        self.out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The line for `event`, without its newline.
     pub fn line(event: &MatchedEvent) -> String {
         let mut line = format!(
@@ -203,26 +209,17 @@ impl ResourceWorker for TextLogSink {
 
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
         let line = Self::line(event);
-        let mut out = self
-            .out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = self.out();
         writeln!(out, "{line}").map_err(|e| WorkerError::new(format!("text log: {e}")))
     }
 
     async fn idle(&self) {
-        let mut out = self
-            .out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = self.out();
         let _ = out.flush();
     }
 
     async fn shutdown(&self) -> Result<(), WorkerError> {
-        let mut out = self
-            .out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = self.out();
         out.flush()
             .map_err(|e| WorkerError::new(format!("text log: {e}")))
     }
