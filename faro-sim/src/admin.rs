@@ -58,11 +58,17 @@ async fn compact(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 pub(crate) fn do_state(shared: &Shared) -> Value {
-    let store = shared.store();
+    let (rv, objects, history_bytes) = {
+        let store = shared.store();
+        (store.rv(), store.len(), store.history_bytes())
+    };
+    let log_bytes: usize = shared.logs().values().map(|l| l.bytes).sum();
     json!({
-        "resourceVersion": store.rv().to_string(),
-        "objects": store.len(),
+        "resourceVersion": rv.to_string(),
+        "objects": objects,
         "watches": shared.watch_count(),
+        "historyBytes": history_bytes,
+        "logBytes": log_bytes,
     })
 }
 
@@ -166,8 +172,10 @@ pub(crate) fn do_append_log(
         let log = logs
             .get_mut(&(ns.to_string(), pod.to_string(), container.to_string()))
             .ok_or_else(|| ApiError::not_found("", "pods", &format!("{pod}/{container}")))?;
-        let now = jiff::Timestamp::now();
-        log.lines.extend(lines.into_iter().map(|l| (now, l)));
+        let limit = shared.config.log_bytes_per_container;
+        for line in lines {
+            log.push(jiff::Timestamp::now(), line, limit);
+        }
     }
     shared.logs_tx.send_modify(|g| *g += 1);
     Ok(())
@@ -204,8 +212,7 @@ pub(crate) fn do_restart_container(
         let log = logs
             .get_mut(&(ns.to_string(), pod.to_string(), container.to_string()))
             .ok_or_else(|| ApiError::not_found("", "pods", &format!("{pod}/{container}")))?;
-        log.previous = Some(std::mem::take(&mut log.lines));
-        log.generation += 1;
+        log.rotate();
     }
     shared.logs_tx.send_modify(|g| *g += 1);
     let stored = {

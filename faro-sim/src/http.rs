@@ -171,9 +171,11 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             }
         }
     }
-    let body = match axum::body::to_bytes(body, 64 << 20).await {
+    // The real server's limit on a request body.
+    const MAX_BODY: usize = 3 << 20;
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(e) => return ApiError::bad_request(format!("reading the body: {e}")).into_response(),
+        Err(_) => return ApiError::too_large(MAX_BODY).into_response(),
     };
     match route(
         &shared,
@@ -312,32 +314,57 @@ fn route(
         if sub == "log" {
             return crate::logs::pod_log(shared.clone(), &target, params);
         }
+        if sub == "scale" {
+            return crate::scale::serve(shared, method, headers, &target, &body);
+        }
     }
+    let events_v1 = target.def.is_events_v1();
+    // events.k8s.io reads and writes the stored core Events.
+    let write_target = if events_v1 {
+        Target {
+            def: registry
+                .find("", "v1", "events")
+                .cloned()
+                .ok_or_else(not_found)?,
+            ..target.clone()
+        }
+    } else {
+        target.clone()
+    };
+    let field_selector = params.get("fieldSelector").map(|f| {
+        if events_v1 {
+            f.replace("regarding.", "involvedObject.")
+                .replace("reportingController", "reportingComponent")
+        } else {
+            f.clone()
+        }
+    });
     let selection = || {
         Selection::parse(
             &target.def,
             params.get("labelSelector").map(String::as_str),
-            params.get("fieldSelector").map(String::as_str),
+            field_selector.as_deref(),
         )
+    };
+    let present = |code: StatusCode, stored: &Stored| -> Response {
+        if events_v1 {
+            json_response(code, &crate::cluster::to_events_v1(&stored.value))
+        } else {
+            stored_response(code, stored)
+        }
+    };
+    let from_view = |v: Value| -> Value {
+        if events_v1 {
+            crate::cluster::from_events_v1(&v)
+        } else {
+            v
+        }
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let parse_body = |body: &Bytes| -> Result<Value, ApiError> {
-        let media = content_type.split(';').next().unwrap_or("").trim();
-        if !media.is_empty()
-            && media != "application/json"
-            && !media.ends_with("+json")
-            && media != "*/*"
-        {
-            return Err(ApiError::unsupported_media_type(media));
-        }
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request is not valid JSON: {e}"))
-        })
-    };
     let wants_table = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -351,7 +378,7 @@ fn route(
                     &table(std::slice::from_ref(&stored), stored.rv),
                 ));
             }
-            Ok(stored_response(StatusCode::OK, &stored))
+            Ok(present(StatusCode::OK, &stored))
         }
         (Method::GET, false) if truthy(params.get("watch")) => watch::watch(
             shared.clone(),
@@ -383,20 +410,46 @@ fn route(
             Ok(list_response(&target, &page))
         }
         (Method::POST, false) => {
-            let stored = ops::create(shared, &target, parse_body(&body)?)?;
-            Ok(stored_response(StatusCode::CREATED, &stored))
+            let body = from_view(crate::protobuf::decode_body(
+                &target.def,
+                &content_type,
+                &body,
+            )?);
+            let stored = ops::create(shared, &write_target, body)?;
+            Ok(present(StatusCode::CREATED, &stored))
         }
         (Method::PUT, true) => {
-            let stored = ops::update(shared, &target, parse_body(&body)?)?;
-            Ok(stored_response(StatusCode::OK, &stored))
+            let body = from_view(crate::protobuf::decode_body(
+                &target.def,
+                &content_type,
+                &body,
+            )?);
+            let stored = ops::update(shared, &write_target, body)?;
+            Ok(present(StatusCode::OK, &stored))
         }
         (Method::PATCH, true) => {
-            let stored = ops::patch(shared, &target, &content_type, &body)?;
-            Ok(stored_response(StatusCode::OK, &stored))
+            let stored = if events_v1 {
+                ops::patch_view(
+                    shared,
+                    &write_target,
+                    &content_type,
+                    &body,
+                    crate::cluster::to_events_v1,
+                    crate::cluster::from_events_v1,
+                )?
+            } else {
+                ops::patch(shared, &target, &content_type, &body)?
+            };
+            Ok(present(StatusCode::OK, &stored))
         }
         (Method::DELETE, true) => {
-            let stored = ops::delete(shared, &target)?;
-            Ok(stored_response(StatusCode::OK, &stored))
+            let options = ops::DeleteOptions::parse(
+                &body,
+                params.get("propagationPolicy").map(String::as_str),
+                params.get("gracePeriodSeconds").map(String::as_str),
+            )?;
+            let stored = ops::delete(shared, &target, &options)?;
+            Ok(present(StatusCode::OK, &stored))
         }
         (Method::DELETE, false) => {
             if !target.def.verbs.iter().any(|v| v == "deletecollection") {
@@ -405,7 +458,12 @@ fn route(
                     &target.def.plural,
                 ));
             }
-            ops::delete_collection(shared, &target, &selection()?)?;
+            let options = ops::DeleteOptions::parse(
+                &body,
+                params.get("propagationPolicy").map(String::as_str),
+                params.get("gracePeriodSeconds").map(String::as_str),
+            )?;
+            ops::delete_collection(shared, &target, &selection()?, &options)?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
@@ -440,7 +498,12 @@ fn list_response(target: &Target, page: &ops::ListPage) -> Response {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&item.json);
+        if target.def.is_events_v1() {
+            let view = crate::cluster::to_events_v1(&item.value);
+            out.extend_from_slice(&serde_json::to_vec(&view).unwrap_or_default());
+        } else {
+            out.extend_from_slice(&item.json);
+        }
     }
     out.extend_from_slice(b"]}");
     (

@@ -23,13 +23,18 @@
 
 mod admin;
 pub mod churn;
+mod cluster;
+mod defaults;
 mod http;
 mod logs;
 mod ops;
+mod protobuf;
 mod resources;
+mod scale;
 mod shared;
 mod status;
 mod store;
+mod strategic;
 mod watch;
 
 use std::net::SocketAddr;
@@ -63,6 +68,20 @@ pub struct SimConfig {
     /// Serve streaming lists (`sendInitialEvents`); when off, such a watch is
     /// refused with 422 as by a server without the WatchList feature gate.
     pub streaming_lists: bool,
+    /// About how many bytes of history are kept for watches (the window
+    /// ends at whichever of this and `history_window` comes first).
+    pub history_bytes: usize,
+    /// Nodes registered at start (with `cluster_controllers`).
+    pub nodes: usize,
+    /// Simulated time runs this many times faster than real time: back-offs,
+    /// exits after a delay, grace periods and CronJob schedules.
+    pub time_scale: f64,
+    /// Lines per second each running container writes (0: only what the
+    /// containers write at start, exit and shutdown, and what is appended
+    /// through the admin API). A pod's `faro-sim.io/log-rate` annotation overrides it.
+    pub log_lines_per_second: f64,
+    /// A container's log is kept up to this many bytes; older lines are dropped.
+    pub log_bytes_per_container: usize,
 }
 
 impl Default for SimConfig {
@@ -74,6 +93,11 @@ impl Default for SimConfig {
             history_window: 100_000,
             cluster_controllers: true,
             streaming_lists: true,
+            history_bytes: 64 << 20,
+            nodes: 3,
+            time_scale: 1.0,
+            log_lines_per_second: 0.0,
+            log_bytes_per_container: 1 << 20,
         }
     }
 }
@@ -110,11 +134,15 @@ pub struct Sim {
     addr: SocketAddr,
     kubeconfig: PathBuf,
     server: tokio::task::JoinHandle<()>,
+    cluster: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(cluster) = &self.cluster {
+            cluster.abort();
+        }
         self.shared.drop_connections();
     }
 }
@@ -138,14 +166,26 @@ impl Sim {
         });
         write_kubeconfig(&kubeconfig, &http::url(addr))?;
         let controllers = config.cluster_controllers;
+        let cluster_config = cluster::ClusterConfig {
+            nodes: config.nodes,
+            time_scale: config.time_scale,
+            log_lines_per_second: config.log_lines_per_second,
+        };
         let shared = Shared::new(config);
         let sim_shared = shared.clone();
+        let (cluster, begin) = if controllers {
+            let (task, begin) = cluster::spawn(&shared, cluster_config);
+            (Some(task), Some(begin))
+        } else {
+            (None, None)
+        };
         let server = tokio::spawn(http::serve(listener, shared.clone(), http::router(shared)));
         let sim = Sim {
             shared: sim_shared,
             addr,
             kubeconfig,
             server,
+            cluster,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             if controllers || ns == "default" {
@@ -153,6 +193,9 @@ impl Sim {
                     json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
                 )?;
             }
+        }
+        if let Some(begin) = begin {
+            let _ = begin.send(());
         }
         Ok(sim)
     }
@@ -229,8 +272,24 @@ impl Sim {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
+        self.delete_with(api_version, kind, namespace, name, None, None)
+    }
+
+    /// Deletes an object with a propagation policy (`Background`,
+    /// `Foreground`, `Orphan`) and a grace period, as `DeleteOptions` say.
+    pub fn delete_with(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        propagation: Option<&str>,
+        grace_period_seconds: Option<i64>,
+    ) -> Result<Value, ApiError> {
         let target = self.target(api_version, kind, namespace, Some(name))?;
-        Ok(ops::delete(&self.shared, &target)?.value.clone())
+        let grace = grace_period_seconds.map(|g| g.to_string());
+        let options = ops::DeleteOptions::parse(b"", propagation, grace.as_deref())?;
+        Ok(ops::delete(&self.shared, &target, &options)?.value.clone())
     }
 
     /// Reads an object.

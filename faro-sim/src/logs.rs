@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
 use crate::ops::{self, Target};
-use crate::shared::Shared;
+use crate::shared::{ContainerLog, Shared};
 use crate::status::ApiError;
 
 type Line = (jiff::Timestamp, String);
@@ -53,10 +53,9 @@ pub(crate) fn pod_log(
         },
     )?;
     let ns = pod.namespace.clone().unwrap_or_default();
-    let containers: Vec<String> = pod.value["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let containers: Vec<String> = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|list| pod.value["spec"][*list].as_array().into_iter().flatten())
         .filter_map(|c| c["name"].as_str().map(str::to_string))
         .collect();
     let container = match params.get("container") {
@@ -69,7 +68,9 @@ pub(crate) fn pod_log(
             }
             c.clone()
         }
-        _ if containers.len() == 1 => containers[0].clone(),
+        _ if pod.value["spec"]["containers"].as_array().map(Vec::len) == Some(1) => {
+            containers[0].clone()
+        }
         _ => {
             return Err(ApiError::bad_request(format!(
                 "a container name must be specified for pod {}, choose one of: [{}]",
@@ -99,20 +100,29 @@ pub(crate) fn pod_log(
     };
     let key = (ns, pod.name.clone(), container.clone());
     let previous = params.get("previous").is_some_and(|v| v == "true");
-    let (lines, generation) = {
+    let (lines, generation, mut sent, uid) = {
         let logs = shared.logs();
-        let log = logs.get(&key).cloned().unwrap_or_default();
-        let lines = if previous {
-            log.previous.ok_or_else(|| {
+        let empty = ContainerLog::default();
+        let log = logs.get(&key).unwrap_or(&empty);
+        let lines: Vec<Line> = if previous {
+            log.previous.clone().ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "previous terminated container \"{container}\" in pod \"{}\" not found",
                     pod.name
                 ))
             })?
         } else {
-            log.lines
+            if log.lines.is_empty()
+                && let Some(reason) = waiting_reason(&pod.value, &container)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "container \"{container}\" in pod \"{}\" is waiting to start: {reason}",
+                    pod.name
+                )));
+            }
+            log.lines.iter().cloned().collect()
         };
-        (lines, log.generation)
+        (lines, log.generation, log.end(), log.pod_uid.clone())
     };
     let mut text = String::new();
     options.render(&lines, &mut text);
@@ -121,7 +131,6 @@ pub(crate) fn pod_log(
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response());
     }
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
-    let mut sent = lines.len();
     tokio::spawn(async move {
         if !text.is_empty() && tx.send(Bytes::from(text)).await.is_err() {
             return;
@@ -138,14 +147,15 @@ pub(crate) fn pod_log(
             let (new, ended) = {
                 let logs = shared.logs();
                 match logs.get(&key) {
-                    Some(log) if log.generation == generation => {
-                        (log.lines.get(sent..).unwrap_or_default().to_vec(), false)
+                    Some(log) if log.generation == generation && log.pod_uid == uid => {
+                        let new: Vec<Line> = log.since(sent).cloned().collect();
+                        sent = log.end();
+                        (new, false)
                     }
                     _ => (Vec::new(), true),
                 }
             };
             if !new.is_empty() {
-                sent += new.len();
                 let mut chunk = String::new();
                 follow_options.render(&new, &mut chunk);
                 if tx.send(Bytes::from(chunk)).await.is_err() {
@@ -166,4 +176,18 @@ pub(crate) fn pod_log(
         rx.poll_recv(cx).map(|c| c.map(Ok::<_, Infallible>))
     }));
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], body).into_response())
+}
+
+/// Why a container that has written nothing yet has not started, if it has not.
+fn waiting_reason(pod: &serde_json::Value, container: &str) -> Option<String> {
+    [
+        "containerStatuses",
+        "initContainerStatuses",
+        "ephemeralContainerStatuses",
+    ]
+    .iter()
+    .flat_map(|list| pod["status"][*list].as_array().into_iter().flatten())
+    .find(|s| s["name"] == container)
+    .and_then(|s| s["state"]["waiting"]["reason"].as_str())
+    .map(str::to_string)
 }

@@ -31,6 +31,21 @@ struct Args {
     /// Refuse streaming lists (sendInitialEvents), as a server without the WatchList feature gate.
     #[arg(long)]
     no_streaming_lists: bool,
+    /// About how many bytes of history are kept for watches.
+    #[arg(long, default_value_t = 64 << 20)]
+    history_bytes: usize,
+    /// Nodes registered at start.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Simulated time runs this many times faster (back-offs, exits, CronJobs).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Log lines per second each running container writes.
+    #[arg(long, default_value_t = 1.0)]
+    log_rate: f64,
+    /// Bytes of log kept per container (older lines are dropped).
+    #[arg(long, default_value_t = 1 << 20)]
+    log_bytes_per_container: usize,
 }
 
 #[tokio::main]
@@ -43,6 +58,11 @@ async fn main() -> ExitCode {
         history_window: args.history_window,
         cluster_controllers: !args.no_controllers,
         streaming_lists: !args.no_streaming_lists,
+        history_bytes: args.history_bytes,
+        nodes: args.nodes,
+        time_scale: args.time_scale,
+        log_lines_per_second: args.log_rate,
+        log_bytes_per_container: args.log_bytes_per_container,
     };
     let sim = match faro_sim::Sim::start(config).await {
         Ok(sim) => sim,

@@ -262,6 +262,7 @@ pub(crate) fn create(
         meta.insert("generation".into(), json!(1));
     }
     defaults_on_create(def, &mut object)?;
+    crate::defaults::apply(def, &mut object, shared.next_id());
 
     let stored = {
         let mut store = shared.store();
@@ -290,11 +291,10 @@ fn defaults_on_create(def: &ResourceDef, object: &mut Value) -> Result<(), ApiEr
             object["status"] = json!({ "phase": "Active" });
         }
         ("", "pods") => {
-            let containers: Vec<Value> = object["spec"]["containers"]
+            if object["spec"]["containers"]
                 .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if containers.is_empty() {
+                .is_none_or(Vec::is_empty)
+            {
                 let name = object["metadata"]["name"]
                     .as_str()
                     .unwrap_or_default()
@@ -305,34 +305,6 @@ fn defaults_on_create(def: &ResourceDef, object: &mut Value) -> Result<(), ApiEr
                     "spec.containers: Required value",
                 ));
             }
-            let started = now();
-            let statuses: Vec<Value> = containers
-                .iter()
-                .map(|c| {
-                    json!({
-                        "name": c["name"],
-                        "image": c["image"],
-                        "imageID": "",
-                        "ready": true,
-                        "started": true,
-                        "restartCount": 0,
-                        "state": { "running": { "startedAt": started } },
-                    })
-                })
-                .collect();
-            object["status"] = json!({
-                "phase": "Running",
-                "conditions": [
-                    { "type": "Initialized", "status": "True", "lastTransitionTime": started },
-                    { "type": "Ready", "status": "True", "lastTransitionTime": started },
-                    { "type": "ContainersReady", "status": "True", "lastTransitionTime": started },
-                    { "type": "PodScheduled", "status": "True", "lastTransitionTime": started },
-                ],
-                "hostIP": "10.0.0.1",
-                "podIP": format!("10.244.{}.{}", fastrand::u8(0..=255), fastrand::u8(1..255)),
-                "startTime": started,
-                "containerStatuses": statuses,
-            });
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             crd_defs(object)?;
@@ -457,17 +429,16 @@ fn after_create(shared: &Shared, def: &ResourceDef, stored: &Arc<Stored>) -> Res
         }
         ("", "pods") => {
             let ns = stored.namespace.clone().unwrap_or_default();
+            let uid = stored.value["metadata"]["uid"].as_str().unwrap_or_default();
             let mut logs = shared.logs();
-            for c in stored.value["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                if let Some(container) = c["name"].as_str() {
-                    logs.insert(
-                        (ns.clone(), stored.name.clone(), container.to_string()),
-                        ContainerLog::default(),
-                    );
+            for list in ["initContainers", "containers", "ephemeralContainers"] {
+                for c in stored.value["spec"][list].as_array().into_iter().flatten() {
+                    if let Some(container) = c["name"].as_str() {
+                        logs.insert(
+                            (ns.clone(), stored.name.clone(), container.to_string()),
+                            ContainerLog::for_pod(uid),
+                        );
+                    }
                 }
             }
         }
@@ -548,6 +519,13 @@ pub(crate) fn update(
             let mut v = old.clone();
             v["status"] = object.get("status").cloned().unwrap_or(Value::Null);
             v
+        } else if t.subresource.as_deref() == Some("ephemeralcontainers") {
+            let mut v = old.clone();
+            v["spec"]["ephemeralContainers"] = object["spec"]["ephemeralContainers"].clone();
+            v
+        } else if t.subresource.as_deref() == Some("binding") {
+            // Spec and status in one write, as a binding does.
+            object
         } else {
             if def.subresources.iter().any(|s| s == "status") {
                 match old.get("status") {
@@ -606,62 +584,157 @@ pub(crate) fn update(
     Ok(result)
 }
 
-fn strip_directives(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|k, _| !k.starts_with('$'));
-            map.values_mut().for_each(strip_directives);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_directives),
-        _ => {}
-    }
-}
-
-/// Applies a merge, strategic-merge (as merge, lists replaced) or JSON patch.
-pub(crate) fn patch(
-    shared: &Shared,
+/// Applies a merge, strategic-merge or JSON patch to `doc`; returns the
+/// resourceVersion the patch itself names, if any (which makes it conditional).
+pub(crate) fn apply_patch(
+    doc: &mut Value,
     t: &Target,
     content_type: &str,
     body: &[u8],
-) -> Result<Arc<Stored>, ApiError> {
-    let existing = get(shared, t)?;
-    let mut doc = existing.value.clone();
+) -> Result<Option<String>, ApiError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
     let parse = |b: &[u8]| -> Result<Value, ApiError> {
         serde_json::from_slice(b)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
     };
-    let set_rv = match media {
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            let mut p = parse(body)?;
-            if media.starts_with("application/strategic") {
-                strip_directives(&mut p);
+    let named_rv = |p: &Value| {
+        p["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string)
+    };
+    match media {
+        "application/merge-patch+json" => {
+            let p = parse(body)?;
+            json_patch::merge(doc, &p);
+            Ok(named_rv(&p))
+        }
+        "application/strategic-merge-patch+json" => {
+            if t.def.custom {
+                return Err(ApiError::unsupported_media_type(media));
             }
-            let set_rv = p["metadata"]["resourceVersion"]
-                .as_str()
-                .map(str::to_string);
-            json_patch::merge(&mut doc, &p);
-            set_rv
+            let p = parse(body)?;
+            crate::strategic::apply(doc, &p);
+            Ok(named_rv(&p))
         }
         "application/json-patch+json" => {
             let p: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            json_patch::patch(&mut doc, &p).map_err(|e| {
+            json_patch::patch(doc, &p).map_err(|e| {
                 ApiError::invalid(&t.def.kind, t.name.as_deref().unwrap_or(""), e.to_string())
             })?;
-            None
+            Ok(None)
         }
-        other => return Err(ApiError::unsupported_media_type(other)),
-    };
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+/// Patches an object as the client sees it through `view` (the stored form
+/// for most resources), storing the result converted back by `store_as`.
+pub(crate) fn patch_view(
+    shared: &Shared,
+    t: &Target,
+    content_type: &str,
+    body: &[u8],
+    view: fn(&Value) -> Value,
+    store_as: fn(&Value) -> Value,
+) -> Result<Arc<Stored>, ApiError> {
+    let existing = get(shared, t)?;
+    let mut doc = view(&existing.value);
+    let set_rv = apply_patch(&mut doc, t, content_type, body)?;
+    let mut doc = store_as(&doc);
     // A patch is conditional only when it names a resourceVersion itself.
     let rv = set_rv.unwrap_or_else(|| existing.rv.to_string());
     meta_mut(&mut doc).insert("resourceVersion".into(), json!(rv));
     update(shared, t, doc)
 }
 
+/// Applies a patch to the stored object.
+pub(crate) fn patch(
+    shared: &Shared,
+    t: &Target,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Arc<Stored>, ApiError> {
+    patch_view(shared, t, content_type, body, Value::clone, Value::clone)
+}
+
+/// How dependents are treated when their owner is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Propagation {
+    /// The owner goes now; the garbage collector deletes the dependents after.
+    Background,
+    /// The owner waits (with the `foregroundDeletion` finalizer) for its dependents.
+    Foreground,
+    /// The dependents lose their owner reference and stay.
+    Orphan,
+}
+
+/// `DeleteOptions`, from the body or the query string.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeleteOptions {
+    pub propagation: Option<Propagation>,
+    pub grace_period: Option<i64>,
+}
+
+impl DeleteOptions {
+    /// Reads a `DeleteOptions` body (JSON) and the query parameters.
+    pub fn parse(
+        body: &[u8],
+        propagation: Option<&str>,
+        grace: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!("the body of the request is not valid JSON: {e}"))
+            })?
+        };
+        let mut policy = body["propagationPolicy"].as_str().or(propagation);
+        if body["orphanDependents"].as_bool() == Some(true) {
+            policy = Some("Orphan");
+        }
+        let propagation = match policy {
+            None | Some("") => None,
+            Some("Background") => Some(Propagation::Background),
+            Some("Foreground") => Some(Propagation::Foreground),
+            Some("Orphan") => Some(Propagation::Orphan),
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "DeleteOptions",
+                    "",
+                    format!(
+                        "propagationPolicy: Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    ),
+                ));
+            }
+        };
+        let grace_period = match body["gracePeriodSeconds"].as_i64() {
+            Some(g) => Some(g),
+            None => grace
+                .map(|g| {
+                    g.parse::<i64>().map_err(|_| {
+                        ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}"))
+                    })
+                })
+                .transpose()?,
+        };
+        Ok(Self {
+            propagation,
+            grace_period: grace_period.map(|g| g.max(0)),
+        })
+    }
+}
+
 /// Deletes an object. Namespaces pass through Terminating; objects with
-/// finalizers only get a deletionTimestamp; a CRD takes its resources with it.
-pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiError> {
+/// finalizers only get a deletionTimestamp; a CRD takes its resources with
+/// it; a running pod is stopped by its kubelet within its grace period;
+/// foreground and orphaning deletes wait for the garbage collector.
+pub(crate) fn delete(
+    shared: &Shared,
+    t: &Target,
+    options: &DeleteOptions,
+) -> Result<Arc<Stored>, ApiError> {
     let def = &t.def;
     let name = t.name.clone().unwrap_or_default();
     let ns = if def.namespaced {
@@ -673,9 +746,10 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
     let has_finalizers = existing.value["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
+    let controllers = shared.config.cluster_controllers;
 
     if def.storage_key() == NAMESPACES {
-        if !shared.config.cluster_controllers {
+        if !controllers {
             finish_namespace(shared, &name);
             return Ok(existing);
         }
@@ -694,8 +768,71 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
         });
         return Ok(stored);
     }
+    let policy_finalizer = match options.propagation {
+        Some(Propagation::Foreground) if controllers => Some("foregroundDeletion"),
+        Some(Propagation::Orphan) if controllers => Some("orphan"),
+        _ => None,
+    };
+    if let Some(finalizer) = policy_finalizer {
+        let add = |o: &mut Value| {
+            let list = &mut o["metadata"]["finalizers"];
+            if !list.is_array() {
+                *list = json!([]);
+            }
+            if let Some(list) = list.as_array_mut()
+                && !list.iter().any(|f| f == finalizer)
+            {
+                list.push(json!(finalizer));
+            }
+        };
+        let stored = match mark_deleting(shared, &def.storage_key(), &existing, add) {
+            Some(stored) => stored,
+            None => {
+                let mut value = existing.value.clone();
+                add(&mut value);
+                if value == existing.value {
+                    return Ok(existing);
+                }
+                let stored = shared.store().put(&def.storage_key(), value);
+                shared.notify(stored.rv);
+                stored
+            }
+        };
+        return Ok(stored);
+    }
     if has_finalizers {
         return Ok(mark_deleting(shared, &def.storage_key(), &existing, |_| {}).unwrap_or(existing));
+    }
+    if def.storage_key() == "/pods" && controllers {
+        let bound = existing.value["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty());
+        let finished = matches!(
+            existing.value["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        );
+        let grace = options.grace_period.unwrap_or_else(|| {
+            existing.value["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30)
+        });
+        let current = existing.value["metadata"]["deletionGracePeriodSeconds"].as_i64();
+        if bound && !finished && grace > 0 && current.is_none_or(|c| grace < c) {
+            let until = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_secs(grace))
+                .unwrap_or_else(|_| jiff::Timestamp::now());
+            let mut marked = existing.value.clone();
+            marked["metadata"]["deletionTimestamp"] =
+                json!(until.round(jiff::Unit::Second).unwrap_or(until).to_string());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            let stored = shared.store().put(&def.storage_key(), marked);
+            shared.notify(stored.rv);
+            return Ok(stored);
+        }
+        if current.is_some() && grace > 0 {
+            // Already terminating with a shorter grace period: the kubelet finishes it.
+            return Ok(existing);
+        }
     }
     if def.storage_key() == CRDS {
         let group = existing.value["spec"]["group"]
@@ -721,7 +858,7 @@ pub(crate) fn delete(shared: &Shared, t: &Target) -> Result<Arc<Stored>, ApiErro
         .remove(&def.storage_key(), &ns, &name)
         .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, &name))?;
     shared.notify(last.rv);
-    if def.storage_key() == "/pods" {
+    if def.storage_key() == "/pods" && !controllers {
         forget_pod_logs(shared, &ns, &name);
     }
     Ok(last)
@@ -784,6 +921,7 @@ pub(crate) fn delete_collection(
     shared: &Shared,
     t: &Target,
     selection: &Selection,
+    options: &DeleteOptions,
 ) -> Result<usize, ApiError> {
     let objects = shared
         .store()
@@ -795,7 +933,7 @@ pub(crate) fn delete_collection(
             namespace: object.namespace.clone(),
             ..t.clone()
         };
-        if delete(shared, &target).is_ok() {
+        if delete(shared, &target, options).is_ok() {
             deleted += 1;
         }
     }

@@ -44,9 +44,18 @@ pub struct ResourceDef {
 }
 
 impl ResourceDef {
-    /// Where its objects are stored, shared by every version of the resource.
+    /// Where its objects are stored, shared by every version of the resource
+    /// (and by both Event APIs, as on the real server).
     pub fn storage_key(&self) -> String {
+        if self.is_events_v1() {
+            return "/events".to_string();
+        }
         format!("{}/{}", self.group, self.plural)
+    }
+
+    /// `events.k8s.io` Events: a view of the stored core Events.
+    pub fn is_events_v1(&self) -> bool {
+        self.group == "events.k8s.io" && self.plural == "events"
     }
 
     /// `v1` or `group/version`.
@@ -74,6 +83,7 @@ impl ResourceDef {
             let (kind, verbs, group, version): (&str, &[&str], Option<&str>, Option<&str>) =
                 match sub.as_str() {
                     "log" => ("Pod", &["get"], None, None),
+                    "binding" => ("Binding", &["create"], None, None),
                     "scale" => (
                         "Scale",
                         &["get", "patch", "update"],
@@ -170,7 +180,7 @@ pub fn builtins() -> Vec<ResourceDef> {
             true,
             &["po"],
             &["all"],
-            &["log", "status"],
+            &["log", "status", "ephemeralcontainers", "binding"],
         ),
         builtin("", "v1", "events", "Event", true, &["ev"], &[], &[]),
         builtin(

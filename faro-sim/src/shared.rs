@@ -1,7 +1,7 @@
 //! State shared by every connection: the store, the served resources, the
 //! faults in force, the open watches and the container logs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
@@ -71,13 +71,62 @@ pub(crate) struct OpenWatch {
     pub last_rv: Arc<AtomicU64>,
 }
 
-/// One container's log.
+/// One log line: the kubelet's timestamp and the text.
+pub(crate) type LogLine = (jiff::Timestamp, String);
+
+/// One container's log, kept like a kubelet's rotated log file: past a
+/// byte budget the oldest lines are dropped.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ContainerLog {
-    pub lines: Vec<(jiff::Timestamp, String)>,
-    pub previous: Option<Vec<(jiff::Timestamp, String)>>,
+    /// The pod's uid: a pod of the same name later has another log.
+    pub pod_uid: String,
+    pub lines: VecDeque<LogLine>,
+    /// Lines dropped from the front so far: line `i` of the whole log is `lines[i - dropped]`.
+    pub dropped: u64,
+    pub bytes: usize,
+    pub previous: Option<Vec<LogLine>>,
     /// Bumped on restart, so that a following reader of the old log stops.
     pub generation: u64,
+}
+
+impl ContainerLog {
+    pub fn for_pod(uid: &str) -> Self {
+        Self {
+            pod_uid: uid.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// Appends a line, dropping the oldest while over `limit` bytes.
+    pub fn push(&mut self, at: jiff::Timestamp, line: String, limit: usize) {
+        self.bytes += line.len() + 1;
+        self.lines.push_back((at, line));
+        while self.bytes > limit && self.lines.len() > 1 {
+            if let Some((_, old)) = self.lines.pop_front() {
+                self.bytes -= old.len() + 1;
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// The current instance ends: its lines become "previous".
+    pub fn rotate(&mut self) {
+        self.previous = Some(std::mem::take(&mut self.lines).into());
+        self.bytes = 0;
+        self.dropped = 0;
+        self.generation += 1;
+    }
+
+    /// Lines from absolute index `from` on.
+    pub fn since(&self, from: u64) -> impl Iterator<Item = &LogLine> {
+        let skip = usize::try_from(from.saturating_sub(self.dropped)).unwrap_or(usize::MAX);
+        self.lines.iter().skip(skip)
+    }
+
+    /// The absolute index after the last line.
+    pub fn end(&self) -> u64 {
+        self.dropped + self.lines.len() as u64
+    }
 }
 
 pub(crate) type LogKey = (String, String, String);
@@ -109,7 +158,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new(config: SimConfig) -> Arc<Self> {
-        let store = Store::new(config.history_window);
+        let store = Store::new(config.history_window, config.history_bytes);
         let rv = store.rv();
         Arc::new_cyclic(|me| Self {
             me: me.clone(),

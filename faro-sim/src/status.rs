@@ -138,6 +138,15 @@ impl ApiError {
         )
     }
 
+    /// 413 RequestEntityTooLarge.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
     /// 429 TooManyRequests.
     pub fn too_many_requests(retry_after: u64) -> Self {
         let mut e = Self::new(

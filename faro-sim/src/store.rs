@@ -139,18 +139,35 @@ pub struct Store {
     /// Watches and snapshots from a version below this are expired.
     compacted: u64,
     window: usize,
+    /// What the history holds in bytes of serialised objects, and the most it may.
+    history_bytes: usize,
+    max_history_bytes: usize,
 }
 
 impl Store {
-    /// An empty store keeping `window` history entries.
-    pub fn new(window: usize) -> Self {
+    /// An empty store keeping at most `window` history entries and about
+    /// `max_bytes` of them (each entry counted at its object's JSON size,
+    /// twice over for the parsed copy).
+    pub fn new(window: usize, max_bytes: usize) -> Self {
         Self {
             rv: 1,
             objects: HashMap::new(),
             history: VecDeque::new(),
             compacted: 1,
             window: window.max(1),
+            history_bytes: 0,
+            max_history_bytes: max_bytes,
         }
+    }
+
+    /// What the history holds now, in counted bytes.
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
+    fn entry_bytes(entry: &HistoryEntry) -> usize {
+        // The JSON, and about as much again for the parsed `Value`.
+        entry.object.json.len() * 3 + 128
     }
 
     /// The current resourceVersion.
@@ -273,15 +290,20 @@ impl Store {
         object: Arc<Stored>,
         prev: Option<Arc<Stored>>,
     ) {
-        self.history.push_back(Arc::new(HistoryEntry {
+        let entry = Arc::new(HistoryEntry {
             rv: self.rv,
             storage,
             change,
             object,
             prev,
-        }));
-        while self.history.len() > self.window {
+        });
+        self.history_bytes += Self::entry_bytes(&entry);
+        self.history.push_back(entry);
+        while self.history.len() > self.window
+            || (self.history_bytes > self.max_history_bytes && self.history.len() > 1)
+        {
             if let Some(old) = self.history.pop_front() {
+                self.history_bytes -= Self::entry_bytes(&old);
                 self.compacted = old.rv;
             }
         }
@@ -304,6 +326,7 @@ impl Store {
     /// Forgets all history: a watch from any older version is now expired.
     pub fn compact(&mut self) -> u64 {
         self.history.clear();
+        self.history_bytes = 0;
         self.compacted = self.rv;
         self.rv
     }

@@ -195,6 +195,15 @@ impl WatchStream {
         }
     }
 
+    /// The object as this watch's resource shows it.
+    fn json_of<'a>(&self, object: &'a Stored) -> std::borrow::Cow<'a, [u8]> {
+        if self.target.def.is_events_v1() {
+            let view = crate::cluster::to_events_v1(&object.value);
+            return std::borrow::Cow::Owned(serde_json::to_vec(&view).unwrap_or_default());
+        }
+        std::borrow::Cow::Borrowed(&object.json)
+    }
+
     /// Appends what this watcher sees of one history entry.
     fn render(&self, entry: &HistoryEntry, out: &mut Vec<u8>) {
         if *entry.storage != *self.storage {
@@ -203,19 +212,21 @@ impl WatchStream {
         let now = self.matches(&entry.object);
         let before = entry.prev.as_deref().is_some_and(|p| self.matches(p));
         match entry.change {
-            Change::Added if now => out.extend(line("ADDED", &entry.object.json)),
+            Change::Added if now => out.extend(line("ADDED", &self.json_of(&entry.object))),
             Change::Modified => match (before, now) {
-                (true, true) => out.extend(line("MODIFIED", &entry.object.json)),
-                (false, true) => out.extend(line("ADDED", &entry.object.json)),
+                (true, true) => out.extend(line("MODIFIED", &self.json_of(&entry.object))),
+                (false, true) => out.extend(line("ADDED", &self.json_of(&entry.object))),
                 (true, false) => {
                     let prev = entry.prev.as_deref().map(|p| p.at_rv(entry.rv));
                     if let Some(prev) = prev {
-                        out.extend(line("DELETED", &prev.json));
+                        out.extend(line("DELETED", &self.json_of(&prev)));
                     }
                 }
                 (false, false) => {}
             },
-            Change::Deleted if before || now => out.extend(line("DELETED", &entry.object.json)),
+            Change::Deleted if before || now => {
+                out.extend(line("DELETED", &self.json_of(&entry.object)));
+            }
             _ => {}
         }
     }
@@ -234,7 +245,7 @@ impl WatchStream {
                 };
                 let mut out = Vec::new();
                 for object in objects.iter().filter(|o| self.matches(o)) {
-                    out.extend(line("ADDED", &object.json));
+                    out.extend(line("ADDED", &self.json_of(object)));
                     if out.len() > 1 << 20 && !self.send(std::mem::take(&mut out), &mut close).await
                     {
                         return;
