@@ -216,6 +216,10 @@ impl Churn {
             }
             _ => current["spec"]["replicas"] = json!(self.rng.u8(1..5)),
         }
+        // Unconditional, as the cluster's own controllers write these objects too.
+        if let Some(meta) = current["metadata"].as_object_mut() {
+            meta.remove("resourceVersion");
+        }
         sim.update(current)?;
         Ok(ChurnOp {
             verb: "update",

@@ -301,7 +301,34 @@ impl Sim {
         name: &str,
     ) -> Result<Value, ApiError> {
         let target = self.target(api_version, kind, namespace, Some(name))?;
-        Ok(ops::get(&self.shared, &target)?.value.clone())
+        let stored = ops::get(&self.shared, &target)?;
+        Ok(self.view(&target, &stored.value))
+    }
+
+    /// Lists the objects of a kind, in one namespace or all, ordered by namespace and name.
+    pub fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let target = self.target(api_version, kind, namespace, None)?;
+        let objects = self
+            .shared
+            .store()
+            .list(&target.def.storage_key(), target.namespace.as_deref());
+        Ok(objects
+            .iter()
+            .map(|o| self.view(&target, &o.value))
+            .collect())
+    }
+
+    fn view(&self, target: &Target, value: &Value) -> Value {
+        if target.def.is_events_v1() {
+            cluster::to_events_v1(value)
+        } else {
+            value.clone()
+        }
     }
 
     /// The current global resourceVersion.
@@ -358,6 +385,26 @@ impl Sim {
         lines: Vec<String>,
     ) -> Result<(), ApiError> {
         admin::do_append_log(&self.shared, ns, pod, container, lines)
+    }
+
+    /// The lines of a container's current log (without timestamps).
+    pub fn log(&self, ns: &str, pod: &str, container: &str) -> Option<Vec<String>> {
+        let logs = self.shared.logs();
+        let log = logs.get(&(ns.to_string(), pod.to_string(), container.to_string()))?;
+        Some(log.lines.iter().map(|(_, l)| l.clone()).collect())
+    }
+
+    /// The lines of a container's previous (terminated) instance, if it had one.
+    pub fn previous_log(&self, ns: &str, pod: &str, container: &str) -> Option<Vec<String>> {
+        let logs = self.shared.logs();
+        let log = logs.get(&(ns.to_string(), pod.to_string(), container.to_string()))?;
+        Some(
+            log.previous
+                .as_ref()?
+                .iter()
+                .map(|(_, l)| l.clone())
+                .collect(),
+        )
     }
 
     /// Restarts a container: its log becomes "previous", `restartCount` goes up.

@@ -9,6 +9,10 @@
 //! then `ImagePullBackOff`), `faro-sim.io/exit-container` (only these
 //! containers), `faro-sim.io/log-rate` (lines per second per container) and
 //! `faro-sim.io/shutdown-seconds` (how long a container takes to stop).
+//!
+//! A container with a log rate above zero also writes a line when it
+//! starts, when it exits and when it shuts down; at zero it writes nothing
+//! by itself, so that tests appending lines see exactly theirs.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -369,16 +373,15 @@ impl Sync<'_, '_> {
             _ => {}
         }
         let first = match kind {
-            Kind::Init => vec![
-                format!("init {name}: preparing"),
-                format!("init {name}: done"),
-            ],
+            Kind::Init => vec![format!("init {name}: preparing")],
             _ => vec![format!(
                 "starting {name} (image {image}, restart {restarts})"
             )],
         };
         let uid = rt.uid.clone();
-        self.log(&uid, &name, &first);
+        if rt.log_rate > 0.0 {
+            self.log(&uid, &name, &first);
+        }
         true
     }
 
@@ -405,11 +408,12 @@ impl Sync<'_, '_> {
         c.next = None;
         let line = match reason {
             "OOMKilled" => None,
+            "Completed" if c.kind == Kind::Init => Some(format!("init {}: done", c.name)),
             "Completed" => Some(format!("{}: work done, exiting with 0", c.name)),
             _ => Some(format!("{}: fatal error, exiting with {code}", c.name)),
         };
         let (uid, name) = (rt.uid.clone(), c.name.clone());
-        if let Some(line) = line {
+        if let Some(line) = line.filter(|_| rt.log_rate > 0.0) {
             self.log(&uid, &name, &[line]);
         }
     }
@@ -607,7 +611,9 @@ impl Sync<'_, '_> {
                         lines.push(format!("{name}: shutdown complete"));
                     }
                     let uid = rt.uid.clone();
-                    self.log(&uid, &name, &lines);
+                    if rt.log_rate > 0.0 {
+                        self.log(&uid, &name, &lines);
+                    }
                     let (code, reason) = if killed {
                         (137, "Error")
                     } else {

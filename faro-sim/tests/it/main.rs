@@ -2,6 +2,7 @@
 //! client, and the fault-injection API.
 
 mod churn;
+mod cluster;
 mod faults;
 mod kubectl;
 
