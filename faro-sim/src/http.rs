@@ -20,6 +20,7 @@ use crate::ops::{self, ListQuery, Selection, Target};
 use crate::shared::{FaultAction, Shared};
 use crate::status::ApiError;
 use crate::store::Stored;
+use crate::validation;
 use crate::watch::{self, Origin, WatchQuery};
 
 /// The connection a request arrived on, so a `reset` fault can drop it.
@@ -85,6 +86,17 @@ fn json_response(code: StatusCode, value: &Value) -> Response {
         serde_json::to_vec(value).unwrap_or_default(),
     )
         .into_response()
+}
+
+/// Adds a `Warning: 299` header per warning, as the real server does.
+fn warn(mut response: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(v) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, v);
+        }
+    }
+    response
 }
 
 fn stored_response(code: StatusCode, stored: &Stored) -> Response {
@@ -274,6 +286,22 @@ fn route(
                 .map(|d| json_response(StatusCode::OK, &d))
                 .ok_or_else(not_found);
         }
+        ["openapi", "v3"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &crate::openapi::index(&shared.registry()),
+            ));
+        }
+        ["openapi", "v3", "api", version] => {
+            return crate::openapi::document(&shared.registry(), "", version)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(not_found);
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return crate::openapi::document(&shared.registry(), group, version)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(not_found);
+        }
         ["api", version] => ("", *version, &segments[2..]),
         ["apis", group, version, ..] => (*group, *version, &segments[3..]),
         ["api", version, ..] => ("", *version, &segments[2..]),
@@ -365,6 +393,8 @@ fn route(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let directive =
+        validation::Directive::parse(params.get("fieldValidation").map(String::as_str))?;
     let wants_table = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -410,37 +440,36 @@ fn route(
             Ok(list_response(&target, &page))
         }
         (Method::POST, false) => {
-            let body = from_view(crate::protobuf::decode_body(
-                &target.def,
-                &content_type,
-                &body,
-            )?);
-            let stored = ops::create(shared, &write_target, body)?;
-            Ok(present(StatusCode::CREATED, &stored))
+            let mut body = crate::protobuf::decode_body(&target.def, &content_type, &body)?;
+            let warnings = validation::check(&target.def, &mut body, directive)?;
+            let stored = ops::create(shared, &write_target, from_view(body))?;
+            Ok(warn(present(StatusCode::CREATED, &stored), &warnings))
         }
         (Method::PUT, true) => {
-            let body = from_view(crate::protobuf::decode_body(
-                &target.def,
-                &content_type,
-                &body,
-            )?);
-            let stored = ops::update(shared, &write_target, body)?;
-            Ok(present(StatusCode::OK, &stored))
+            let mut body = crate::protobuf::decode_body(&target.def, &content_type, &body)?;
+            let warnings = validation::check(&target.def, &mut body, directive)?;
+            let stored = ops::update(shared, &write_target, from_view(body))?;
+            Ok(warn(present(StatusCode::OK, &stored), &warnings))
         }
         (Method::PATCH, true) => {
-            let stored = if events_v1 {
-                ops::patch_view(
-                    shared,
-                    &write_target,
-                    &content_type,
-                    &body,
-                    crate::cluster::to_events_v1,
-                    crate::cluster::from_events_v1,
-                )?
+            let (view, store_as): (fn(&Value) -> Value, fn(&Value) -> Value) = if events_v1 {
+                (crate::cluster::to_events_v1, crate::cluster::from_events_v1)
             } else {
-                ops::patch(shared, &target, &content_type, &body)?
+                (Value::clone, Value::clone)
             };
-            Ok(present(StatusCode::OK, &stored))
+            let mut warnings = Vec::new();
+            let stored = ops::patch_view(
+                shared,
+                &write_target,
+                &content_type,
+                &body,
+                view,
+                |patched| {
+                    warnings = validation::check(&target.def, patched, directive)?;
+                    Ok(store_as(patched))
+                },
+            )?;
+            Ok(warn(present(StatusCode::OK, &stored), &warnings))
         }
         (Method::DELETE, true) => {
             let options = ops::DeleteOptions::parse(

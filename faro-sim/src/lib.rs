@@ -27,6 +27,7 @@ mod cluster;
 mod defaults;
 mod http;
 mod logs;
+mod openapi;
 mod ops;
 mod protobuf;
 mod resources;
@@ -35,6 +36,7 @@ mod shared;
 mod status;
 mod store;
 mod strategic;
+mod validation;
 mod watch;
 
 use std::net::SocketAddr;

@@ -629,33 +629,23 @@ pub(crate) fn apply_patch(
 }
 
 /// Patches an object as the client sees it through `view` (the stored form
-/// for most resources), storing the result converted back by `store_as`.
+/// for most resources); `finish` checks the result and converts it back.
 pub(crate) fn patch_view(
     shared: &Shared,
     t: &Target,
     content_type: &str,
     body: &[u8],
     view: fn(&Value) -> Value,
-    store_as: fn(&Value) -> Value,
+    finish: impl FnOnce(&mut Value) -> Result<Value, ApiError>,
 ) -> Result<Arc<Stored>, ApiError> {
     let existing = get(shared, t)?;
     let mut doc = view(&existing.value);
     let set_rv = apply_patch(&mut doc, t, content_type, body)?;
-    let mut doc = store_as(&doc);
+    let mut doc = finish(&mut doc)?;
     // A patch is conditional only when it names a resourceVersion itself.
     let rv = set_rv.unwrap_or_else(|| existing.rv.to_string());
     meta_mut(&mut doc).insert("resourceVersion".into(), json!(rv));
     update(shared, t, doc)
-}
-
-/// Applies a patch to the stored object.
-pub(crate) fn patch(
-    shared: &Shared,
-    t: &Target,
-    content_type: &str,
-    body: &[u8],
-) -> Result<Arc<Stored>, ApiError> {
-    patch_view(shared, t, content_type, body, Value::clone, Value::clone)
 }
 
 /// How dependents are treated when their owner is deleted.

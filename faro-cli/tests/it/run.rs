@@ -168,7 +168,11 @@ items:
         "UPDATED v1/configmaps faro-test-1/test-config-1",
     ];
     let path = std::path::PathBuf::from(&json_file);
-    wait_for_distinct(&path, &expected, |_| true).await;
+    // The deployment controller may write web-1's status before it goes.
+    wait_for_distinct(&path, &expected, |s| {
+        !s.starts_with("UPDATED apps/v1/deployments")
+    })
+    .await;
     let (code, summary) = faro.stop().await;
     assert_eq!(code, 0);
     let written = records(&path);
