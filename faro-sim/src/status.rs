@@ -147,6 +147,15 @@ impl ApiError {
         )
     }
 
+    /// 415 UnsupportedMediaType with the server's reason.
+    pub fn unsupported_media_type_because(content_type: &str, why: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format ({content_type}): {why}"),
+        )
+    }
+
     /// 429 TooManyRequests.
     pub fn too_many_requests(retry_after: u64) -> Self {
         let mut e = Self::new(
