@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::resources::ResourceDef;
 
 fn set_default(object: &mut Map<String, Value>, key: &str, value: Value) {
-    if object.get(key).is_none_or(Value::is_null) {
+    if object.get(key).is_none_or(|v| v.is_null() || v == "") {
         object.insert(key.to_string(), value);
     }
 }

@@ -405,7 +405,7 @@ fn route(
             if wants_table {
                 return Ok(json_response(
                     StatusCode::OK,
-                    &table(std::slice::from_ref(&stored), stored.rv),
+                    &crate::table::table(&target.def, std::slice::from_ref(&stored), stored.rv),
                 ));
             }
             Ok(present(StatusCode::OK, &stored))
@@ -435,7 +435,10 @@ fn route(
             };
             let page = ops::list(shared, &target, &q, &selection()?)?;
             if wants_table {
-                return Ok(json_response(StatusCode::OK, &table(&page.items, page.rv)));
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &crate::table::table(&target.def, &page.items, page.rv),
+                ));
             }
             Ok(list_response(&target, &page))
         }
@@ -541,33 +544,6 @@ fn list_response(target: &Target, page: &ops::ListPage) -> Response {
         out,
     )
         .into_response()
-}
-
-/// The default table the real server builds for resources without printers.
-fn table(items: &[Arc<Stored>], rv: u64) -> Value {
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|o| {
-            json!({
-                "cells": [o.name, o.value["metadata"]["creationTimestamp"]],
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": o.value["metadata"],
-                },
-            })
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": { "resourceVersion": rv.to_string() },
-        "columnDefinitions": [
-            { "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0 },
-            { "name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0 },
-        ],
-        "rows": rows,
-    })
 }
 
 /// The address a listener is bound to, for messages.

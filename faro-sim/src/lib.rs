@@ -36,6 +36,7 @@ mod shared;
 mod status;
 mod store;
 mod strategic;
+mod table;
 mod validation;
 mod watch;
 

@@ -44,9 +44,13 @@ trait ToJson {
     fn to_json(&self) -> Converted;
 }
 
+// Go's protobuf writes every non-pointer field, empty or not; the JSON the
+// server writes leaves empty strings and false out (omitempty). Integers
+// are kept, because a pointer field set to zero is meaningful; the few
+// non-pointer ones whose zero means unset are listed per message.
 impl ToJson for String {
     fn to_json(&self) -> Converted {
-        Ok(Some(Value::String(self.clone())))
+        Ok((!self.is_empty()).then(|| Value::String(self.clone())))
     }
 }
 
@@ -64,7 +68,7 @@ impl ToJson for i64 {
 
 impl ToJson for bool {
     fn to_json(&self) -> Converted {
-        Ok(Some(Value::Bool(*self)))
+        Ok(self.then_some(Value::Bool(true)))
     }
 }
 
@@ -142,7 +146,9 @@ fn is_set<T: Default + PartialEq>(value: &T) -> bool {
 /// `ToJson` for a message: its converted fields by JSON name, and the
 /// fields it refuses when set.
 macro_rules! to_json {
-    ($ty:ty { $($field:ident => $name:literal),* $(,)? } $(refuse { $($bad:ident => $bad_name:literal),* $(,)? })?) => {
+    ($ty:ty { $($field:ident => $name:literal),* $(,)? }
+     $(refuse { $($bad:ident => $bad_name:literal),* $(,)? })?
+     $(zero_unset { $($zero:literal),* $(,)? })?) => {
         impl ToJson for $ty {
             fn to_json(&self) -> Converted {
                 $($(
@@ -156,6 +162,11 @@ macro_rules! to_json {
                         out.insert($name.to_string(), v);
                     }
                 )*
+                $($(
+                    if out.get($zero).is_some_and(|v| v == 0) {
+                        out.remove($zero);
+                    }
+                )*)?
                 Ok(Some(Value::Object(out)))
             }
         }
@@ -168,7 +179,7 @@ to_json!(meta::ObjectMeta {
     creation_timestamp => "creationTimestamp", labels => "labels",
     annotations => "annotations", owner_references => "ownerReferences",
     finalizers => "finalizers",
-} refuse { managed_fields => "metadata.managedFields" });
+} refuse { managed_fields => "metadata.managedFields" } zero_unset { "generation" });
 to_json!(meta::LabelSelector { match_labels => "matchLabels", match_expressions => "matchExpressions" });
 to_json!(meta::LabelSelectorRequirement { key => "key", operator => "operator", values => "values" });
 to_json!(meta::OwnerReference {
@@ -196,11 +207,11 @@ to_json!(core::v1::ServiceSpec {
     allocate_load_balancer_node_ports => "allocateLoadBalancerNodePorts",
     load_balancer_class => "loadBalancerClass", internal_traffic_policy => "internalTrafficPolicy",
     traffic_distribution => "trafficDistribution",
-} refuse { session_affinity_config => "spec.sessionAffinityConfig" });
+} refuse { session_affinity_config => "spec.sessionAffinityConfig" } zero_unset { "healthCheckNodePort" });
 to_json!(core::v1::ServicePort {
     name => "name", protocol => "protocol", app_protocol => "appProtocol", port => "port",
     target_port => "targetPort", node_port => "nodePort",
-});
+} zero_unset { "nodePort" });
 to_json!(core::v1::Pod { metadata => "metadata", spec => "spec" });
 to_json!(core::v1::PodTemplateSpec { metadata => "metadata", spec => "spec" });
 to_json!(core::v1::PodSpec {
@@ -243,7 +254,7 @@ to_json!(core::v1::Container {
 to_json!(core::v1::ContainerPort {
     name => "name", host_port => "hostPort", container_port => "containerPort",
     protocol => "protocol", host_ip => "hostIP",
-});
+} zero_unset { "hostPort" });
 to_json!(core::v1::EnvVar { name => "name", value => "value" } refuse { value_from => "env[].valueFrom" });
 to_json!(core::v1::ResourceRequirements { limits => "limits", requests => "requests" } refuse { claims => "resources.claims" });
 to_json!(core::v1::VolumeMount {
@@ -260,7 +271,7 @@ to_json!(apps::v1::DeploymentSpec {
     replicas => "replicas", selector => "selector", template => "template", strategy => "strategy",
     min_ready_seconds => "minReadySeconds", revision_history_limit => "revisionHistoryLimit",
     paused => "paused", progress_deadline_seconds => "progressDeadlineSeconds",
-});
+} zero_unset { "minReadySeconds" });
 to_json!(apps::v1::DeploymentStrategy { r#type => "type", rolling_update => "rollingUpdate" });
 to_json!(apps::v1::RollingUpdateDeployment { max_unavailable => "maxUnavailable", max_surge => "maxSurge" });
 to_json!(batch::v1::Job { metadata => "metadata", spec => "spec" });

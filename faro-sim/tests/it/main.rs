@@ -5,6 +5,7 @@ mod churn;
 mod cluster;
 mod faults;
 mod kubectl;
+mod kubectl_cluster;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
