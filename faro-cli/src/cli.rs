@@ -80,11 +80,27 @@ pub enum Command {
     /// Watch resources without a configuration file; JSON lines on stdout.
     Watch(WatchArgs),
     /// Serve the simulated cluster alone, for kubectl.
-    Sim {
-        /// Port on 127.0.0.1 (0 picks a free one).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-    },
+    Sim(SimArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Run the living workload (rollouts, a crash loop, an OOMKill, a
+    /// CronJob) plus this many create/update/delete operations per second.
+    #[arg(long, value_name = "RATE")]
+    pub churn: Option<f64>,
+    /// Nodes the simulated cluster registers.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Simulated time runs this many times faster (back-offs, exits, CronJobs).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Log lines per second each running container writes.
+    #[arg(long, default_value_t = 1.0)]
+    pub log_rate: f64,
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,10 @@
-//! `faro demo`: an embedded faro-sim with churn, Faro watching it with a
-//! built-in configuration, and a live summary.
+//! `faro demo`: an embedded faro-sim running a living workload (rollouts,
+//! a crash loop, an OOMKill, a CronJob) plus churn, Faro watching it with a
+//! built-in configuration, and a live summary that keeps Faro's own figures
+//! apart from the embedded server's.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faro_core::Config;
@@ -23,34 +26,43 @@ resources:
     namespace_patterns: ["^demo-"]
   - gvr: apps/v1/deployments
     namespace_patterns: ["^demo-"]
+  - gvr: apps/v1/replicasets
+    namespace_patterns: ["^demo-"]
+  - gvr: batch/v1/jobs
+    namespace_patterns: ["^demo-"]
 "#;
 
-const GVRS: [&str; 4] = [
+const GVRS: [&str; 6] = [
     "v1/namespaces",
     "v1/configmaps",
     "v1/pods",
     "apps/v1/deployments",
+    "apps/v1/replicasets",
+    "batch/v1/jobs",
 ];
 
+const NAMESPACES: [&str; 3] = ["demo-shop", "demo-payments", "demo-search"];
+
 pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure> {
-    let sim = Sim::start(SimConfig {
-        bookmark_interval: Duration::from_secs(1),
-        ..SimConfig::default()
-    })
-    .await
-    .map_err(|e| Failure::Runtime(format!("the simulated cluster cannot start: {e}")))?;
+    let sim = Arc::new(
+        Sim::start(SimConfig {
+            bookmark_interval: Duration::from_secs(1),
+            log_lines_per_second: 2.0,
+            ..SimConfig::default()
+        })
+        .await
+        .map_err(|e| Failure::Runtime(format!("the simulated cluster cannot start: {e}")))?,
+    );
+    let namespaces: Vec<String> = NAMESPACES.iter().map(|n| (*n).to_owned()).collect();
+    let populate =
+        |e: faro_sim::ApiError| Failure::Runtime(format!("populating the simulated cluster: {e}"));
+    faro_sim::scenario::install(&sim, &namespaces).map_err(populate)?;
     let mut churn = Churn::new(ChurnConfig {
-        namespaces: vec![
-            "demo-shop".into(),
-            "demo-payments".into(),
-            "demo-search".into(),
-        ],
+        namespaces: namespaces.clone(),
         operations_per_second: 300.0,
         ..ChurnConfig::default()
     });
-    churn
-        .populate(&sim)
-        .map_err(|e| Failure::Runtime(format!("populating the simulated cluster: {e}")))?;
+    churn.populate(&sim).map_err(populate)?;
     let mut config =
         Config::from_yaml(DEMO_CONFIG, "demo").map_err(|e| Failure::Runtime(e.to_string()))?;
     config.output_dir = common
@@ -70,9 +82,12 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
     };
     let session = Session::start(client, config, metrics).await?;
     session.wait_ready().await;
-    let churner = tokio::spawn(async move {
-        let _ = churn.run(&sim, Duration::from_secs(24 * 3600)).await;
-        drop(sim);
+    let day = Duration::from_secs(24 * 3600);
+    let churn_sim = sim.clone();
+    let churner = tokio::spawn(async move { churn.run(&churn_sim, day).await });
+    let rollout_sim = sim.clone();
+    let rollouts = tokio::spawn(async move {
+        faro_sim::scenario::drive(&rollout_sim, &namespaces, Duration::from_secs(20), day).await
     });
     let json_path = session
         .json
@@ -91,11 +106,12 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
                 let now = counts(&session);
                 let rates: Vec<u64> = now.iter().zip(&last).map(|(n, l)| n - l).collect();
                 last = now.clone();
-                show(&session, &now, &rates, started.elapsed(), terminal, json_path.as_deref());
+                show(&session, &sim, &now, &rates, started.elapsed(), terminal, json_path.as_deref());
             }
         }
     }
     churner.abort();
+    rollouts.abort();
     let summary = session.stop().await;
     println!(
         "faro demo: {} events written ({} added, {} updated, {} deleted, {} dropped) in {:.1} s{}",
@@ -120,6 +136,7 @@ fn counts(session: &Session) -> Vec<u64> {
 
 fn show(
     session: &Session,
+    sim: &Sim,
     totals: &[u64],
     rates: &[u64],
     elapsed: Duration,
@@ -133,6 +150,8 @@ fn show(
         .count();
     let tracked: usize = infos.iter().map(|i| i.tracked_objects).sum();
     let rss = crate::http::resident_bytes();
+    let server = sim.state();
+    let mib = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as f64 / 1_048_576.0;
     let mut out = std::io::stdout().lock();
     if terminal {
         let mut text = String::from("\x1b[2J\x1b[H");
@@ -144,6 +163,15 @@ fn show(
             tracked,
             rss as f64 / 1_048_576.0
         ));
+        text.push_str(&format!(
+            "embedded cluster: {} objects, {:.1} MiB of watch history, {:.1} MiB of container logs\n",
+            server["objects"],
+            mib(&server["historyBytes"]),
+            mib(&server["logBytes"])
+        ));
+        text.push_str(
+            "(the resident figure is the whole process: Faro and the embedded cluster)\n\n",
+        );
         text.push_str(&format!(
             "{:<22} {:>14} {:>14} {:>14}\n",
             "GVR", "ADDED/s", "UPDATED/s", "DELETED/s"
@@ -181,6 +209,11 @@ fn show(
             "watching": watching,
             "trackedObjects": tracked,
             "residentBytes": rss,
+            "cluster": {
+                "objects": server["objects"],
+                "historyBytes": server["historyBytes"],
+                "logBytes": server["logBytes"],
+            },
         });
         let _ = writeln!(out, "{line}");
     }

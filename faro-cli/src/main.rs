@@ -12,6 +12,7 @@ mod stats;
 mod watch_cmd;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use faro_core::config::LogLevel;
@@ -39,16 +40,67 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     };
 }
 
-async fn sim(port: u16) -> Result<(), Failure> {
-    let sim = faro_sim::Sim::start(faro_sim::SimConfig {
-        port,
-        ..faro_sim::SimConfig::default()
-    })
-    .await
-    .map_err(|e| Failure::Runtime(e.to_string()))?;
+async fn sim(args: &cli::SimArgs) -> Result<(), Failure> {
+    let positive = |flag: &str, value: f64| {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err(Failure::Usage(format!(
+                "{flag}: {value} is not a positive number; expected e.g. 1 or 60"
+            )))
+        }
+    };
+    positive("--time-scale", args.time_scale)?;
+    if let Some(rate) = args.churn {
+        positive("--churn", rate)?;
+    }
+    if !(args.log_rate.is_finite() && args.log_rate >= 0.0) {
+        return Err(Failure::Usage(format!(
+            "--log-rate: {} is not a number of lines per second; expected 0 or more",
+            args.log_rate
+        )));
+    }
+    let sim = std::sync::Arc::new(
+        faro_sim::Sim::start(faro_sim::SimConfig {
+            port: args.port,
+            nodes: args.nodes,
+            time_scale: args.time_scale,
+            log_lines_per_second: args.log_rate,
+            ..faro_sim::SimConfig::default()
+        })
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?,
+    );
+    let mut workload = Vec::new();
+    if let Some(rate) = args.churn {
+        let namespaces = vec!["shop".to_owned(), "payments".to_owned()];
+        let failed =
+            |e: faro_sim::ApiError| Failure::Runtime(format!("starting the workload: {e}"));
+        faro_sim::scenario::install(&sim, &namespaces).map_err(failed)?;
+        let mut churn = faro_sim::churn::Churn::new(faro_sim::churn::ChurnConfig {
+            namespaces: vec!["churn-a".to_owned(), "churn-b".to_owned()],
+            operations_per_second: rate,
+            ..faro_sim::churn::ChurnConfig::default()
+        });
+        churn.populate(&sim).map_err(failed)?;
+        let day = Duration::from_secs(24 * 3600);
+        let churn_sim = sim.clone();
+        workload.push(tokio::spawn(async move {
+            let _ = churn.run(&churn_sim, day).await;
+        }));
+        let rollout_sim = sim.clone();
+        workload.push(tokio::spawn(async move {
+            let _ =
+                faro_sim::scenario::drive(&rollout_sim, &namespaces, Duration::from_secs(30), day)
+                    .await;
+        }));
+    }
     println!("FARO_SIM_URL: {}", sim.url());
     println!("FARO_SIM_KUBECONFIG: {}", sim.kubeconfig().display());
     run::shutdown_signal(None).await;
+    for task in workload {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -59,9 +111,9 @@ async fn main_async(cli: Cli) -> Result<(), Failure> {
             init_logging(LogLevel::Warn, common.log_format);
             demo::demo(&common, duration).await
         }
-        Some(Command::Sim { port }) => {
+        Some(Command::Sim(args)) => {
             init_logging(LogLevel::Info, common.log_format);
-            sim(port).await
+            sim(&args).await
         }
         Some(Command::Watch(args)) => {
             init_logging(

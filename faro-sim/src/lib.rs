@@ -32,6 +32,7 @@ mod ops;
 mod protobuf;
 mod resources;
 mod scale;
+pub mod scenario;
 mod shared;
 mod status;
 mod store;
@@ -85,6 +86,9 @@ pub struct SimConfig {
     pub log_lines_per_second: f64,
     /// A container's log is kept up to this many bytes; older lines are dropped.
     pub log_bytes_per_container: usize,
+    /// Events are deleted this long after they were last recorded
+    /// (kube-apiserver's `--event-ttl`, 1 h by default), in simulated time.
+    pub event_ttl: Duration,
 }
 
 impl Default for SimConfig {
@@ -101,6 +105,7 @@ impl Default for SimConfig {
             time_scale: 1.0,
             log_lines_per_second: 0.0,
             log_bytes_per_container: 1 << 20,
+            event_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -173,6 +178,7 @@ impl Sim {
             nodes: config.nodes,
             time_scale: config.time_scale,
             log_lines_per_second: config.log_lines_per_second,
+            event_ttl: config.event_ttl,
         };
         let shared = Shared::new(config);
         let sim_shared = shared.clone();

@@ -46,6 +46,9 @@ struct Args {
     /// Bytes of log kept per container (older lines are dropped).
     #[arg(long, default_value_t = 1 << 20)]
     log_bytes_per_container: usize,
+    /// Seconds an Event is kept after it was last recorded.
+    #[arg(long, default_value_t = 3600)]
+    event_ttl_seconds: u64,
 }
 
 #[tokio::main]
@@ -63,6 +66,7 @@ async fn main() -> ExitCode {
         time_scale: args.time_scale,
         log_lines_per_second: args.log_rate,
         log_bytes_per_container: args.log_bytes_per_container,
+        event_ttl: Duration::from_secs(args.event_ttl_seconds),
     };
     let sim = match faro_sim::Sim::start(config).await {
         Ok(sim) => sim,

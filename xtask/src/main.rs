@@ -3,8 +3,11 @@
 //! - `cargo xtask bench [FILTER]` runs the criterion benchmarks and writes
 //!   `target/bench-report.json`, one entry per benchmark, so that two runs
 //!   (or two programs) can be compared by a program.
+//! - `cargo xtask demo-memory [SECONDS]` runs the release `faro demo` and
+//!   checks that its memory reaches a plateau.
 
 mod bench;
+mod demo_memory;
 #[cfg(test)]
 mod tidy;
 
@@ -27,6 +30,12 @@ enum Job {
         #[arg(long, default_value_t = 3)]
         measurement_time: u64,
     },
+    /// Run the release `faro demo` and check that its memory reaches a plateau.
+    DemoMemory {
+        /// How long the demo runs.
+        #[arg(default_value_t = 120)]
+        seconds: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +44,6 @@ fn main() -> anyhow::Result<()> {
             filter,
             measurement_time,
         } => bench::run(filter.as_deref(), measurement_time),
+        Job::DemoMemory { seconds } => demo_memory::run(seconds),
     }
 }

@@ -64,6 +64,8 @@ type AggregationKey = (String, String, String, String, String, String);
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
     seen: HashMap<AggregationKey, (String, String)>,
+    /// Events created since the manager last took them (for their time to live).
+    pub created: Vec<(String, String)>,
 }
 
 /// What happened, to which object (and which of its containers).
@@ -151,8 +153,33 @@ impl Recorder {
             event["action"] = json!(o.action);
         }
         if api.create(EVENTS, involved_ns, event).is_some() {
-            self.seen.insert(key, (involved_ns.to_string(), name));
+            self.seen
+                .insert(key, (involved_ns.to_string(), name.clone()));
+            self.created.push((involved_ns.to_string(), name));
         }
+    }
+}
+
+/// Deletes an Event whose time to live is over, or looks again when it will be.
+pub(crate) fn expire(m: &mut super::Manager, api: &Api<'_>, ns: &str, name: &str) {
+    let Some(event) = api.get(EVENTS, ns, name) else {
+        return;
+    };
+    let last = event.value["lastTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .unwrap_or_else(jiff::Timestamp::now);
+    let age = std::time::Duration::try_from(jiff::Timestamp::now().duration_since(last))
+        .unwrap_or_default();
+    let ttl = m.clock.real(m.config.event_ttl);
+    if age >= ttl {
+        api.delete(EVENTS, ns, name, &crate::ops::DeleteOptions::default());
+    } else {
+        let at = tokio::time::Instant::now() + (ttl - age);
+        m.wake_at(
+            at,
+            super::Key::ExpireEvent(ns.to_string(), name.to_string()),
+        );
     }
 }
 

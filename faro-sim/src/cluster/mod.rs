@@ -106,6 +106,8 @@ pub(crate) enum Key {
     ForgetLogs(String, String, String),
     /// Every pod still waiting for a node.
     Unscheduled,
+    /// An Event whose time to live may be over.
+    ExpireEvent(String, String),
 }
 
 impl Key {
@@ -151,6 +153,7 @@ pub(crate) struct ClusterConfig {
     pub nodes: usize,
     pub time_scale: f64,
     pub log_lines_per_second: f64,
+    pub event_ttl: Duration,
 }
 
 /// The controller manager, scheduler and kubelets in one.
@@ -528,6 +531,16 @@ impl Manager {
                 shared.logs_tx.send_modify(|g| *g += 1);
             }
             Key::Unscheduled => scheduler::retry_all(self, &api),
+            Key::ExpireEvent(ns, name) => events::expire(self, &api, &ns, &name),
+        }
+        self.schedule_expiry();
+    }
+
+    /// Each new Event goes when its time to live is over.
+    fn schedule_expiry(&mut self) {
+        let created = std::mem::take(&mut self.recorder.created);
+        for (ns, name) in created {
+            self.wake_after(self.config.event_ttl, Key::ExpireEvent(ns, name));
         }
     }
 
@@ -538,6 +551,7 @@ impl Manager {
         };
         let mut rv_rx = shared.rv_tx.subscribe();
         scheduler::register_nodes(&mut self, &Api { shared: &shared });
+        self.schedule_expiry();
         self.resync(&shared);
         drop(shared);
         let mut tick = tokio::time::interval(kubelet::LOG_TICK);
