@@ -455,7 +455,8 @@ fn route(
             Ok(warn(present(StatusCode::OK, &stored), &warnings))
         }
         (Method::PATCH, true) => {
-            let (view, store_as): (fn(&Value) -> Value, fn(&Value) -> Value) = if events_v1 {
+            type Convert = fn(&Value) -> Value;
+            let (view, store_as): (Convert, Convert) = if events_v1 {
                 (crate::cluster::to_events_v1, crate::cluster::from_events_v1)
             } else {
                 (Value::clone, Value::clone)

@@ -290,21 +290,20 @@ fn defaults_on_create(def: &ResourceDef, object: &mut Value) -> Result<(), ApiEr
             object["spec"] = json!({ "finalizers": ["kubernetes"] });
             object["status"] = json!({ "phase": "Active" });
         }
-        ("", "pods") => {
+        ("", "pods")
             if object["spec"]["containers"]
                 .as_array()
-                .is_none_or(Vec::is_empty)
-            {
-                let name = object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                return Err(ApiError::invalid(
-                    "Pod",
-                    &name,
-                    "spec.containers: Required value",
-                ));
-            }
+                .is_none_or(Vec::is_empty) =>
+        {
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            return Err(ApiError::invalid(
+                "Pod",
+                &name,
+                "spec.containers: Required value",
+            ));
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             crd_defs(object)?;

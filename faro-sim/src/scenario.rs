@@ -86,7 +86,11 @@ pub async fn drive(
         tokio::time::sleep(period).await;
         rollouts += 1;
         let ns = &namespaces[(rollouts as usize) % namespaces.len().max(1)];
-        let name = if rollouts % 2 == 0 { "web" } else { "api" };
+        let name = if rollouts.is_multiple_of(2) {
+            "web"
+        } else {
+            "api"
+        };
         let mut d = sim.get("apps/v1", "Deployment", Some(ns), name)?;
         d["spec"]["template"]["spec"]["containers"][0]["image"] =
             json!(format!("registry.example.com/{name}:1.0.{rollouts}"));

@@ -27,7 +27,13 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
     }
     let out_dir = root.join("target/demo-memory");
     let mut child = Command::new(&faro)
-        .args(["demo", "--duration", &seconds.to_string(), "--no-metrics", "--output-dir"])
+        .args([
+            "demo",
+            "--duration",
+            &seconds.to_string(),
+            "--no-metrics",
+            "--output-dir",
+        ])
         .arg(&out_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -81,10 +87,16 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
         serde_json::to_vec_pretty(&report)?,
     )?;
     if ratio > GROWTH {
-        bail!("resident memory grew × {ratio:.2} from {EARLY} s to the end; the bound is × {GROWTH}");
+        bail!(
+            "resident memory grew × {ratio:.2} from {EARLY} s to the end; the bound is × {GROWTH}"
+        );
     }
     if peak >= CEILING {
-        bail!("resident memory peaked at {:.1} MB; the bound is {:.0} MB", mb(peak), mb(CEILING));
+        bail!(
+            "resident memory peaked at {:.1} MB; the bound is {:.0} MB",
+            mb(peak),
+            mb(CEILING)
+        );
     }
     Ok(())
 }

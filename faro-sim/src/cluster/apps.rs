@@ -367,7 +367,7 @@ pub(crate) fn deployment(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
                 api,
                 &d,
                 Some(&created),
-                &[&old[..], &[created.clone()]].concat(),
+                &[&old[..], std::slice::from_ref(&created)].concat(),
                 want,
                 unavailable,
                 true,

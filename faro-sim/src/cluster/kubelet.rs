@@ -519,7 +519,10 @@ impl Sync<'_, '_> {
                     self.terminate(rt, i, code, reason);
                     self.maybe_restart(rt, i);
                 }
-                State::Waiting { reason, .. } if reason == "ErrImagePull" => {
+                State::Waiting {
+                    reason: "ErrImagePull",
+                    ..
+                } => {
                     let c = &mut rt.containers[i];
                     let delay = Self::backoff(c.pull_failures);
                     let image = c.image.clone();
@@ -537,7 +540,10 @@ impl Sync<'_, '_> {
                     );
                     self.event(Some(c), true, "Failed", "Error: ImagePullBackOff".into());
                 }
-                State::Waiting { reason, .. } if reason == "ImagePullBackOff" => {
+                State::Waiting {
+                    reason: "ImagePullBackOff",
+                    ..
+                } => {
                     rt.containers[i].next = None;
                     if rt.containers[i].restarts > 0 || rt.containers[i].started.is_some() {
                         self.restart_now(rt, i);
@@ -705,10 +711,11 @@ fn pod_status(rt: &PodRuntime, pod: &Value, now: Instant) -> Value {
     };
     let inits = of(Kind::Init);
     let regular = of(Kind::Regular);
-    let initialized = inits.iter().all(|c| match (&c.kind, &c.state) {
-        (Kind::Init, State::Terminated { code: 0, .. }) => true,
-        (Kind::Sidecar, State::Running) => true,
-        _ => false,
+    let initialized = inits.iter().all(|c| {
+        matches!(
+            (&c.kind, &c.state),
+            (Kind::Init, State::Terminated { code: 0, .. }) | (Kind::Sidecar, State::Running)
+        )
     });
     let ready = initialized
         && !deleting(pod)
