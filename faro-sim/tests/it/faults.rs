@@ -746,3 +746,125 @@ async fn deleting_a_crd_ends_the_watches_on_its_resources() {
             .is_err()
     );
 }
+
+/// The `Status` of a refused request: (code, reason, message).
+async fn refused(client: &Client, request: Request<Vec<u8>>) -> (u16, String, String) {
+    match client.request_text(request).await {
+        Err(kube::Error::Api(status)) => (status.code, status.reason, status.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn body_request(path: &str, content_type: &str, body: Vec<u8>) -> Request<Vec<u8>> {
+    Request::post(path)
+        .header("content-type", content_type)
+        .body(body)
+        .unwrap()
+}
+
+/// A `k8s\0` envelope around a `runtime.Unknown` of `kind`, encoded by hand.
+fn envelope(kind: &str, raw: &[u8]) -> Vec<u8> {
+    let field = |tag: u8, bytes: &[u8]| {
+        let mut out = vec![tag, u8::try_from(bytes.len()).unwrap()];
+        out.extend_from_slice(bytes);
+        out
+    };
+    let type_meta = [field(0x0a, b"v1"), field(0x12, kind.as_bytes())].concat();
+    [b"k8s\0".to_vec(), field(0x0a, &type_meta), field(0x12, raw)].concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_get_the_real_servers_codes() {
+    let sim = start().await;
+    let client = client(&sim).await;
+    let path = "/api/v1/namespaces/default/configmaps";
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+    let huge = serde_json::to_vec(
+        &json!({"metadata": {"name": "big"}, "data": {"a": "x".repeat(4 << 20)}}),
+    )
+    .unwrap();
+    let (code, reason, message) =
+        refused(&client, body_request(path, "application/json", huge)).await;
+    assert_eq!((code, reason.as_str()), (413, "RequestEntityTooLarge"));
+    assert_eq!(message, "Request entity too large: limit is 3145728");
+
+    let (code, reason, _) = refused(
+        &client,
+        body_request(path, PROTOBUF, b"k8s\0\x0a\xff\xff".to_vec()),
+    )
+    .await;
+    assert_eq!((code, reason.as_str()), (400, "BadRequest"));
+    let (code, _, message) = refused(
+        &client,
+        body_request(path, PROTOBUF, envelope("Secret", b"")),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        message,
+        "the kind in the data (Secret) does not match the expected kind (ConfigMap)"
+    );
+    let (code, reason, _) = refused(
+        &client,
+        body_request(
+            "/api/v1/namespaces/default/events",
+            PROTOBUF,
+            envelope("Event", b""),
+        ),
+    )
+    .await;
+    assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
+    let (code, reason, _) = refused(
+        &client,
+        body_request(path, "application/yaml", b"a: b".to_vec()),
+    )
+    .await;
+    assert_eq!((code, reason.as_str()), (415, "UnsupportedMediaType"));
+
+    // A ConfigMap in protobuf: its name (field 1 of ObjectMeta, field 1 of
+    // ConfigMap) and one data entry (field 2, a map entry of key and value).
+    let meta = [0x0a, 3, b'p', b'b', b'1'];
+    let entry = [0x0a, 1, b'k', 0x12, 1, b'v'];
+    let raw = [&[0x0a, 5][..], &meta, &[0x12, 6], &entry].concat();
+    client
+        .request_text(body_request(path, PROTOBUF, envelope("ConfigMap", &raw)))
+        .await
+        .expect("a protobuf ConfigMap is created");
+    let stored = sim.get("v1", "ConfigMap", Some("default"), "pb1").unwrap();
+    assert_eq!(stored["data"], json!({"k": "v"}));
+
+    // Field validation: Strict refuses an unknown field, Warn (the default) drops it.
+    let unknown =
+        serde_json::to_vec(&json!({"metadata": {"name": "v1"}, "data": {"a": "b"}, "extra": 1}))
+            .unwrap();
+    let (code, _, message) = refused(
+        &client,
+        body_request(
+            &format!("{path}?fieldValidation=Strict"),
+            "application/json",
+            unknown.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        message,
+        r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "extra""#
+    );
+    client
+        .request_text(body_request(path, "application/json", unknown))
+        .await
+        .unwrap();
+    let stored = sim.get("v1", "ConfigMap", Some("default"), "v1").unwrap();
+    assert!(stored.get("extra").is_none(), "{stored}");
+    let wrong_type =
+        serde_json::to_vec(&json!({"metadata": {"name": "v2"}, "data": {"a": 1}})).unwrap();
+    let (code, _, message) =
+        refused(&client, body_request(path, "application/json", wrong_type)).await;
+    assert_eq!(code, 400);
+    assert!(
+        message.starts_with(r#"ConfigMap in version "v1" cannot be handled as a ConfigMap: "#),
+        "{message}"
+    );
+}
