@@ -37,7 +37,11 @@ async fn read_events(addr: std::net::SocketAddr, from: u64, events: u64) -> u64 
 fn sim_watch(c: &mut Criterion) {
     let rt = faro_benches::runtime();
     let sim = rt
-        .block_on(faro_sim::Sim::start(faro_sim::SimConfig::default()))
+        .block_on(faro_sim::Sim::start(faro_sim::SimConfig {
+            // The whole run must stay in the history the watch replays.
+            history_bytes: usize::MAX,
+            ..faro_sim::SimConfig::default()
+        }))
         .expect("faro-sim starts");
     sim.create(serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "bench" },

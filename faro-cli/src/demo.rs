@@ -48,6 +48,8 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
         Sim::start(SimConfig {
             bookmark_interval: Duration::from_secs(1),
             log_lines_per_second: 2.0,
+            // A short demo needs a short memory: 16 MiB of watch history.
+            history_bytes: 16 << 20,
             ..SimConfig::default()
         })
         .await
@@ -57,9 +59,13 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
     let populate =
         |e: faro_sim::ApiError| Failure::Runtime(format!("populating the simulated cluster: {e}"));
     faro_sim::scenario::install(&sim, &namespaces).map_err(populate)?;
+    // The living workload brings the pods, ReplicaSets and Jobs; the churn
+    // adds a steady load of ConfigMap writes for Faro to keep up with.
     let mut churn = Churn::new(ChurnConfig {
         namespaces: namespaces.clone(),
         operations_per_second: 300.0,
+        pods_per_namespace: 0,
+        deployments_per_namespace: 0,
         ..ChurnConfig::default()
     });
     churn.populate(&sim).map_err(populate)?;

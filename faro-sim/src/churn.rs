@@ -156,7 +156,13 @@ impl Churn {
     /// One operation: mostly updates, with creates and deletes keeping each
     /// kind near its target count.
     pub fn step(&mut self, sim: &Sim) -> Result<ChurnOp, ApiError> {
-        let kind = self.rng.usize(0..KINDS.len());
+        // Only the kinds asked for (a target of zero leaves a kind alone).
+        let kinds: Vec<usize> = (0..KINDS.len()).filter(|&k| self.target(k) > 0).collect();
+        let kind = if kinds.is_empty() {
+            0
+        } else {
+            kinds[self.rng.usize(0..kinds.len())]
+        };
         let namespaces = self.config.namespaces.clone();
         let ns = namespaces[self.rng.usize(0..namespaces.len().max(1))].clone();
         let count = self

@@ -31,7 +31,8 @@ impl LogOptions {
         let skip = self.tail.map_or(0, |t| selected.len().saturating_sub(t));
         for (at, text) in selected.into_iter().skip(skip) {
             if self.timestamps {
-                out.push_str(&at.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_string());
+                // RFC 3339 with nanoseconds, trailing zeros trimmed, as the kubelet writes it.
+                out.push_str(&at.to_string());
                 out.push(' ');
             }
             out.push_str(text);
@@ -150,7 +151,8 @@ pub(crate) fn pod_log(
                     Some(log) if log.generation == generation && log.pod_uid == uid => {
                         let new: Vec<Line> = log.since(sent).cloned().collect();
                         sent = log.end();
-                        (new, false)
+                        // A container that has exited ends its follow, as the kubelet does.
+                        (new, log.terminated)
                     }
                     _ => (Vec::new(), true),
                 }

@@ -87,6 +87,8 @@ pub(crate) struct ContainerLog {
     pub previous: Option<Vec<LogLine>>,
     /// Bumped on restart, so that a following reader of the old log stops.
     pub generation: u64,
+    /// The current instance has exited: a follower ends once it has read everything.
+    pub terminated: bool,
 }
 
 impl ContainerLog {
@@ -115,6 +117,7 @@ impl ContainerLog {
         self.bytes = 0;
         self.dropped = 0;
         self.generation += 1;
+        self.terminated = false;
     }
 
     /// Lines from absolute index `from` on.

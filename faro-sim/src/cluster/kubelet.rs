@@ -183,6 +183,17 @@ pub(crate) fn append_lines(
     shared.logs_tx.send_modify(|g| *g += 1);
 }
 
+/// Marks a container's current instance as exited: followers end.
+fn end_log(shared: &Shared, ns: &str, pod: &str, c: &str) {
+    if let Some(log) = shared
+        .logs()
+        .get_mut(&(ns.to_string(), pod.to_string(), c.to_string()))
+    {
+        log.terminated = true;
+    }
+    shared.logs_tx.send_modify(|g| *g += 1);
+}
+
 fn rotate_log(shared: &Shared, ns: &str, pod: &str, uid: &str, c: &str) {
     {
         let mut logs = shared.logs();
@@ -416,6 +427,7 @@ impl Sync<'_, '_> {
         if let Some(line) = line.filter(|_| rt.log_rate > 0.0) {
             self.log(&uid, &name, &[line]);
         }
+        end_log(self.api.shared, &self.ns, &self.name, &name);
     }
 
     /// A terminated container is started again when the policy says so,
@@ -632,6 +644,7 @@ impl Sync<'_, '_> {
                         finished: now_rfc3339(),
                     };
                     c.next = None;
+                    end_log(self.api.shared, &self.ns, &self.name, &name);
                 }
                 State::Created | State::Waiting { .. } => {
                     rt.containers[i].state = State::Terminated {
