@@ -139,3 +139,16 @@ async fn a_forbidden_list_is_exit_1_naming_gvr_and_namespace() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sim_flags_are_exit_2() {
+    let (code, err) = fails(&["sim", "--time-scale", "0"]).await;
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "faro: --time-scale: 0 is not a positive number; expected e.g. 1 or 60"
+    );
+    let (code, err) = fails(&["sim", "--churn=-5"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("--churn"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! `faro watch` and `faro demo`.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -79,4 +80,66 @@ async fn demo_runs_for_its_duration_and_ends_with_a_summary() {
             .iter()
             .any(|p| p["trackedObjects"].as_u64() > Some(0))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_with_churn_serves_a_living_cluster() {
+    let mut faro =
+        crate::Faro::spawn(&["sim", "--churn", "20", "--time-scale", "10", "--port", "0"]);
+    let kubeconfig = faro.line("FARO_SIM_KUBECONFIG:").await;
+    let kubectl = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    if kubectl(&["version", "--client"]).is_none() {
+        eprintln!("SKIPPED: kubectl is not on the PATH; this test reads the cluster with it");
+        return;
+    }
+    let deployments = kubectl(&["get", "deployments", "-n", "shop", "-o", "name"]).unwrap();
+    assert_eq!(
+        deployments,
+        "deployment.apps/api\ndeployment.apps/flaky\ndeployment.apps/hungry\ndeployment.apps/web\n"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "shop",
+            "-l",
+            "app=web",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "name",
+        ])
+        .unwrap_or_default();
+        if running.lines().count() == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "web's 3 pods running: {running}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = kubectl(&["get", "events", "-n", "shop"]).unwrap();
+    assert!(events.contains("ScalingReplicaSet"), "{events}");
+    assert!(events.contains("Scheduled"), "{events}");
+    let churned = kubectl(&["get", "configmaps", "-n", "churn-a", "-o", "name"]).unwrap();
+    assert!(churned.lines().count() > 1, "{churned}");
+    faro.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), faro.child.wait())
+        .await
+        .expect("faro sim ends on SIGTERM")
+        .unwrap();
+    assert!(status.success());
 }
