@@ -54,9 +54,22 @@ fn n(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
 
-fn column(name: &str, kind: &str, priority: u8) -> Value {
-    let format = if name == "Name" { "name" } else { "" };
-    json!({ "name": name, "type": kind, "format": format, "description": "", "priority": priority })
+/// Column definitions: names separated by commas, a `*` after a name for a
+/// column shown only with `-o wide`. "Created At" is a date (kubectl shows
+/// its age).
+fn columns(spec: &str) -> Vec<Value> {
+    spec.split(',')
+        .map(str::trim)
+        .map(|name| {
+            let (name, priority) = match name.strip_suffix('*') {
+                Some(n) => (n, 1),
+                None => (name, 0),
+            };
+            let kind = if name == "Created At" { "date" } else { "string" };
+            let format = if name == "Name" { "name" } else { "" };
+            json!({ "name": name, "type": kind, "format": format, "description": "", "priority": priority })
+        })
+        .collect()
 }
 
 fn pod_status(pod: &Value) -> String {
@@ -121,15 +134,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             let ready = cs.iter().filter(|c| c["ready"] == true).count();
             let restarts: i64 = cs.iter().map(|c| n(&c["restartCount"])).sum();
             (
-                vec![
-                    column("Name", "string", 0),
-                    column("Ready", "string", 0),
-                    column("Status", "string", 0),
-                    column("Restarts", "string", 0),
-                    column("Age", "string", 0),
-                    column("IP", "string", 1),
-                    column("Node", "string", 1),
-                ],
+                columns("Name, Ready, Status, Restarts, Age, IP*, Node*"),
                 vec![
                     name,
                     json!(format!("{ready}/{total}")),
@@ -142,13 +147,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             )
         }
         ("apps", "Deployment") => (
-            vec![
-                column("Name", "string", 0),
-                column("Ready", "string", 0),
-                column("Up-to-date", "integer", 0),
-                column("Available", "integer", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Ready, Up-to-date, Available, Age"),
             vec![
                 name,
                 json!(format!(
@@ -162,13 +161,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             ],
         ),
         ("apps", "ReplicaSet") => (
-            vec![
-                column("Name", "string", 0),
-                column("Desired", "integer", 0),
-                column("Current", "integer", 0),
-                column("Ready", "integer", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Desired, Current, Ready, Age"),
             vec![
                 name,
                 json!(n(&spec["replicas"])),
@@ -178,11 +171,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             ],
         ),
         ("apps", "StatefulSet") => (
-            vec![
-                column("Name", "string", 0),
-                column("Ready", "string", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Ready, Age"),
             vec![
                 name,
                 json!(format!(
@@ -194,15 +183,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             ],
         ),
         ("apps", "DaemonSet") => (
-            vec![
-                column("Name", "string", 0),
-                column("Desired", "integer", 0),
-                column("Current", "integer", 0),
-                column("Ready", "integer", 0),
-                column("Up-to-date", "integer", 0),
-                column("Available", "integer", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Desired, Current, Ready, Up-to-date, Available, Age"),
             vec![
                 name,
                 json!(n(&status["desiredNumberScheduled"])),
@@ -229,12 +210,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 "Running"
             };
             (
-                vec![
-                    column("Name", "string", 0),
-                    column("Status", "string", 0),
-                    column("Completions", "string", 0),
-                    column("Age", "string", 0),
-                ],
+                columns("Name, Status, Completions, Age"),
                 vec![
                     name,
                     json!(state),
@@ -248,14 +224,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             )
         }
         ("batch", "CronJob") => (
-            vec![
-                column("Name", "string", 0),
-                column("Schedule", "string", 0),
-                column("Suspend", "boolean", 0),
-                column("Active", "integer", 0),
-                column("Last Schedule", "string", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Schedule, Suspend, Active, Last Schedule, Age"),
             vec![
                 name,
                 spec["schedule"].clone(),
@@ -277,18 +246,9 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             };
             let involved = &o["involvedObject"];
             (
-                vec![
-                    column("Last Seen", "string", 0),
-                    column("Type", "string", 0),
-                    column("Reason", "string", 0),
-                    column("Object", "string", 0),
-                    column("Subobject", "string", 1),
-                    column("Source", "string", 1),
-                    column("Message", "string", 0),
-                    column("First Seen", "string", 1),
-                    column("Count", "string", 1),
-                    column("Name", "string", 1),
-                ],
+                columns(
+                    "Last Seen, Type, Reason, Object, Message | Subobject, Source, First Seen, Count, Name",
+                ),
                 vec![
                     json!(age(last)),
                     o["type"].clone(),
@@ -326,13 +286,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 .flatten()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True");
             (
-                vec![
-                    column("Name", "string", 0),
-                    column("Status", "string", 0),
-                    column("Roles", "string", 0),
-                    column("Age", "string", 0),
-                    column("Version", "string", 0),
-                ],
+                columns("Name, Status, Roles, Age, Version"),
                 vec![
                     name,
                     json!(if ready { "Ready" } else { "NotReady" }),
@@ -343,11 +297,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             )
         }
         ("", "Namespace") => (
-            vec![
-                column("Name", "string", 0),
-                column("Status", "string", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Status, Age"),
             vec![name, status["phase"].clone(), json!(created)],
         ),
         ("", "Service") => {
@@ -368,14 +318,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 })
                 .collect();
             (
-                vec![
-                    column("Name", "string", 0),
-                    column("Type", "string", 0),
-                    column("Cluster-IP", "string", 0),
-                    column("External-IP", "string", 0),
-                    column("Port(s)", "string", 0),
-                    column("Age", "string", 0),
-                ],
+                columns("Name, Type, Cluster-IP, External-IP, Port(s), Age"),
                 vec![
                     name,
                     spec["type"].clone(),
@@ -391,11 +334,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             )
         }
         ("", "ConfigMap") => (
-            vec![
-                column("Name", "string", 0),
-                column("Data", "integer", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Data, Age"),
             vec![
                 name,
                 json!(
@@ -406,12 +345,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             ],
         ),
         ("", "Secret") => (
-            vec![
-                column("Name", "string", 0),
-                column("Type", "string", 0),
-                column("Data", "integer", 0),
-                column("Age", "string", 0),
-            ],
+            columns("Name, Type, Data, Age"),
             vec![
                 name,
                 o["type"].clone(),
@@ -420,7 +354,7 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
             ],
         ),
         _ => (
-            vec![column("Name", "string", 0), column("Created At", "date", 0)],
+            columns("Name, Created At"),
             vec![name, meta["creationTimestamp"].clone()],
         ),
     }

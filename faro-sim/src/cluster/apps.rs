@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::events::Occurrence;
 use super::scheduler::set_condition;
 use super::{
     Api, DAEMONSETS, DEPLOYMENTS, Manager, NODES, PODS, REPLICASETS, STATEFULSETS, Source,
@@ -17,28 +16,6 @@ use crate::store::Stored;
 
 const HASH_LABEL: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";
-
-fn note(
-    m: &mut Manager,
-    api: &Api<'_>,
-    source: Source<'_>,
-    on: &Value,
-    reason: &str,
-    message: String,
-) {
-    m.recorder.record(
-        api,
-        source,
-        Occurrence {
-            involved: on,
-            field_path: None,
-            warning: false,
-            reason,
-            message,
-            action: "",
-        },
-    );
-}
 
 fn replicas(object: &Value) -> i64 {
     object["spec"]["replicas"].as_i64().unwrap_or(1).max(0)
@@ -55,6 +32,14 @@ fn active(pod: &Value) -> bool {
             pod["status"]["phase"].as_str(),
             Some("Succeeded" | "Failed")
         )
+}
+
+/// The owner's pods that are neither being deleted nor finished.
+fn active_pods(api: &Api<'_>, owner: &Stored) -> Vec<Arc<Stored>> {
+    owned(api, PODS, owner)
+        .into_iter()
+        .filter(|p| active(&p.value))
+        .collect()
 }
 
 pub(crate) fn pod_ready(pod: &Value) -> bool {
@@ -121,21 +106,18 @@ pub(crate) fn replicaset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
     if deleting(&rs.value) {
         return;
     }
-    let mut pods: Vec<Arc<Stored>> = owned(api, PODS, &rs)
-        .into_iter()
-        .filter(|p| active(&p.value))
-        .collect();
+    let mut pods: Vec<Arc<Stored>> = active_pods(api, &rs);
     let want = replicas(&rs.value) as usize;
     if pods.len() < want {
         let template = &rs.value["spec"]["template"];
         for _ in pods.len()..want {
             let pod = pod_from_template(&rs, template, Value::Null, &Map::new());
             if let Some(created) = api.create(PODS, ns, pod) {
-                note(
-                    m,
+                m.note(
                     api,
                     Source::REPLICASET,
                     &rs.value,
+                    false,
                     "SuccessfulCreate",
                     format!("Created pod: {}", created.name),
                 );
@@ -160,21 +142,18 @@ pub(crate) fn replicaset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         });
         for pod in pods.iter().take(pods.len() - want) {
             if api.delete(PODS, ns, &pod.name, &DeleteOptions::default()) {
-                note(
-                    m,
+                m.note(
                     api,
                     Source::REPLICASET,
                     &rs.value,
+                    false,
                     "SuccessfulDelete",
                     format!("Deleted pod: {}", pod.name),
                 );
             }
         }
     }
-    let pods: Vec<Arc<Stored>> = owned(api, PODS, &rs)
-        .into_iter()
-        .filter(|p| active(&p.value))
-        .collect();
+    let pods: Vec<Arc<Stored>> = active_pods(api, &rs);
     let ready = pods.iter().filter(|p| pod_ready(&p.value)).count();
     let terminating = owned(api, PODS, &rs)
         .iter()
@@ -254,11 +233,11 @@ fn scale_rs(m: &mut Manager, api: &Api<'_>, d: &Stored, rs: &Stored, to: i64) ->
     });
     if written.is_some() {
         let direction = if to > from { "up" } else { "down" };
-        note(
-            m,
+        m.note(
             api,
             Source::DEPLOYMENT,
             &d.value,
+            false,
             "ScalingReplicaSet",
             format!(
                 "Scaled {direction} replica set {} from {from} to {to}",
@@ -354,11 +333,11 @@ pub(crate) fn deployment(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         });
         if let Some(created) = api.create(REPLICASETS, ns, rs) {
             if initial > 0 {
-                note(
-                    m,
+                m.note(
                     api,
                     Source::DEPLOYMENT,
                     &d.value,
+                    false,
                     "ScalingReplicaSet",
                     format!("Scaled up replica set {} from 0 to {initial}", created.name),
                 );
@@ -585,11 +564,11 @@ pub(crate) fn statefulset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) 
                     pod["spec"]["subdomain"] = json!(service);
                 }
                 if api.create(PODS, ns, pod).is_some() {
-                    note(
-                        m,
+                    m.note(
                         api,
                         Source::STATEFULSET,
                         &sts.value,
+                        false,
                         "SuccessfulCreate",
                         format!("create Pod {name}-{i} in StatefulSet {name} successful"),
                     );
@@ -616,11 +595,11 @@ pub(crate) fn statefulset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) 
             .take(if parallel { usize::MAX } else { 1 })
         {
             if api.delete(PODS, ns, &p.name, &DeleteOptions::default()) {
-                note(
-                    m,
+                m.note(
                     api,
                     Source::STATEFULSET,
                     &sts.value,
+                    false,
                     "SuccessfulDelete",
                     format!("delete Pod {} in StatefulSet {name} successful", p.name),
                 );
@@ -638,11 +617,11 @@ pub(crate) fn statefulset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) 
         if let Some(p) = stale
             && api.delete(PODS, ns, &p.name, &DeleteOptions::default())
         {
-            note(
-                m,
+            m.note(
                 api,
                 Source::STATEFULSET,
                 &sts.value,
+                false,
                 "SuccessfulDelete",
                 format!("delete Pod {} in StatefulSet {name} successful", p.name),
             );
@@ -712,11 +691,11 @@ pub(crate) fn daemonset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             { "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute" },
         ]);
         if let Some(created) = api.create(PODS, ns, pod) {
-            note(
-                m,
+            m.note(
                 api,
                 Source::DAEMONSET,
                 &ds.value,
+                false,
                 "SuccessfulCreate",
                 format!("Created pod: {}", created.name),
             );
@@ -731,21 +710,18 @@ pub(crate) fn daemonset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         if misplaced || (stale && all_ready && !stale_taken) {
             stale_taken |= stale;
             if api.delete(PODS, ns, &p.name, &DeleteOptions::default()) {
-                note(
-                    m,
+                m.note(
                     api,
                     Source::DAEMONSET,
                     &ds.value,
+                    false,
                     "SuccessfulDelete",
                     format!("Deleted pod: {}", p.name),
                 );
             }
         }
     }
-    let pods: Vec<Arc<Stored>> = owned(api, PODS, &ds)
-        .into_iter()
-        .filter(|p| active(&p.value))
-        .collect();
+    let pods: Vec<Arc<Stored>> = active_pods(api, &ds);
     let ready = pods.iter().filter(|p| pod_ready(&p.value)).count();
     let updated = pods
         .iter()

@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::apps::pod_ready;
-use super::events::Occurrence;
 use super::scheduler::set_condition;
 use super::{
     Api, CRONJOBS, JOBS, Key, Manager, PODS, Source, deleting, now_rfc3339, owned, owner_ref,
@@ -22,29 +21,6 @@ use crate::store::Stored;
 pub(crate) struct CronState {
     /// Jobs whose completion has been noted (`SawCompletedJob`).
     seen: HashSet<String>,
-}
-
-fn event(
-    m: &mut Manager,
-    api: &Api<'_>,
-    source: Source<'_>,
-    on: &Value,
-    warning: bool,
-    reason: &str,
-    message: String,
-) {
-    m.recorder.record(
-        api,
-        source,
-        Occurrence {
-            involved: on,
-            field_path: None,
-            warning,
-            reason,
-            message,
-            action: "",
-        },
-    );
 }
 
 fn condition_true(object: &Value, kind: &str) -> bool {
@@ -113,8 +89,7 @@ pub(crate) fn job(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         for p in &active {
             api.delete(PODS, ns, &p.name, &DeleteOptions::default());
         }
-        event(
-            m,
+        m.note(
             api,
             Source::JOB,
             &job.value,
@@ -131,8 +106,7 @@ pub(crate) fn job(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         Some(c) => succeeded >= c,
         None => succeeded > 0 && active.is_empty(),
     } {
-        event(
-            m,
+        m.note(
             api,
             Source::JOB,
             &job.value,
@@ -159,8 +133,7 @@ pub(crate) fn job(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             metadata.remove("namespace");
             let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"] });
             if let Some(created) = api.create(PODS, ns, pod) {
-                event(
-                    m,
+                m.note(
                     api,
                     Source::JOB,
                     &job.value,
@@ -217,6 +190,25 @@ pub(crate) fn job(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
     });
 }
 
+/// A CronJob deletes one of its Jobs (and, in the background, its pods).
+fn delete_job(m: &mut Manager, api: &Api<'_>, cj: &Stored, job: &str) {
+    let ns = cj.namespace.as_deref().unwrap_or_default();
+    let background = DeleteOptions {
+        propagation: Some(Propagation::Background),
+        ..DeleteOptions::default()
+    };
+    if api.delete(JOBS, ns, job, &background) {
+        m.note(
+            api,
+            Source::CRONJOB,
+            &cj.value,
+            false,
+            "SuccessfulDelete",
+            format!("Deleted job {job}"),
+        );
+    }
+}
+
 fn utc(at: jiff::Timestamp) -> jiff::Zoned {
     at.to_zoned(jiff::tz::TimeZone::UTC)
 }
@@ -242,8 +234,7 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         if let Some(condition) = finished(&job.value)
             && m.cron.seen.insert(uid)
         {
-            event(
-                m,
+            m.note(
                 api,
                 Source::CRONJOB,
                 &cj.value,
@@ -279,21 +270,7 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         });
         let extra = done.len().saturating_sub(limit.max(0) as usize);
         for j in done.into_iter().take(extra) {
-            let background = DeleteOptions {
-                propagation: Some(Propagation::Background),
-                ..DeleteOptions::default()
-            };
-            if api.delete(JOBS, ns, &j.name, &background) {
-                event(
-                    m,
-                    api,
-                    Source::CRONJOB,
-                    &cj.value,
-                    false,
-                    "SuccessfulDelete",
-                    format!("Deleted job {}", j.name),
-                );
-            }
+            delete_job(m, api, &cj, &j.name);
         }
     }
     let jobs = owned(api, JOBS, &cj);
@@ -324,26 +301,12 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         let policy = spec["concurrencyPolicy"].as_str().unwrap_or("Allow");
         let run = match policy {
             "Forbid" if !active.is_empty() => {
-                event(m, api, Source::CRONJOB, &cj.value, false, "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid".into());
+                m.note(api, Source::CRONJOB, &cj.value, false, "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid".into());
                 false
             }
             "Replace" => {
                 for j in active.drain(..) {
-                    let background = DeleteOptions {
-                        propagation: Some(Propagation::Background),
-                        ..DeleteOptions::default()
-                    };
-                    if api.delete(JOBS, ns, &j.name, &background) {
-                        event(
-                            m,
-                            api,
-                            Source::CRONJOB,
-                            &cj.value,
-                            false,
-                            "SuccessfulDelete",
-                            format!("Deleted job {}", j.name),
-                        );
-                    }
+                    delete_job(m, api, &cj, &j.name);
                 }
                 true
             }
@@ -365,8 +328,7 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             );
             let job = json!({ "apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": template["spec"] });
             if api.create(JOBS, ns, job).is_some() {
-                event(
-                    m,
+                m.note(
                     api,
                     Source::CRONJOB,
                     &cj.value,

@@ -126,16 +126,7 @@ impl Key {
     }
 
     fn of_owner(kind: &str, ns: &str, name: &str) -> Option<Key> {
-        let storage = match kind {
-            "ReplicaSet" => REPLICASETS,
-            "Deployment" => DEPLOYMENTS,
-            "StatefulSet" => STATEFULSETS,
-            "DaemonSet" => DAEMONSETS,
-            "Job" => JOBS,
-            "CronJob" => CRONJOBS,
-            _ => return None,
-        };
-        Key::of(storage, ns, name)
+        Key::of(storage_of_kind(kind)?, ns, name)
     }
 }
 
@@ -358,6 +349,30 @@ impl Manager {
             kubelet: kubelet::Kubelet::default(),
             cron: batch::CronState::default(),
         }
+    }
+
+    /// Records an event about `on` from `source`.
+    pub fn note(
+        &mut self,
+        api: &Api<'_>,
+        source: Source<'_>,
+        on: &Value,
+        warning: bool,
+        reason: &str,
+        message: String,
+    ) {
+        self.recorder.record(
+            api,
+            source,
+            events::Occurrence {
+                involved: on,
+                field_path: None,
+                warning,
+                reason,
+                message,
+                action: "",
+            },
+        );
     }
 
     pub fn enqueue(&mut self, key: Key) {

@@ -3,19 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use faro_sim::{Sim, SimConfig};
-use serde_json::{Value, json};
+use faro_sim::Sim;
 
-/// A sim whose simulated time runs `scale` times faster.
-async fn cluster(scale: f64) -> Sim {
-    Sim::start(SimConfig {
-        time_scale: scale,
-        bookmark_interval: Duration::from_millis(200),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("faro-sim starts")
-}
+use crate::living;
+use serde_json::{Value, json};
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
 async fn until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
@@ -96,7 +87,7 @@ fn ready(pod: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_are_registered_ready_with_their_events() {
-    let sim = cluster(1.0).await;
+    let sim = living(1.0).await;
     let nodes = until(Duration::from_secs(5), "three nodes", || {
         let nodes = sim.list("v1", "Node", None).unwrap();
         (nodes.len() == 3).then_some(nodes)
@@ -129,7 +120,7 @@ async fn nodes_are_registered_ready_with_their_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_rolls_out_through_replicasets_to_running_pods() {
-    let sim = cluster(10.0).await;
+    let sim = living(10.0).await;
     sim.create(deployment("web", 3, "nginx:1.27")).unwrap();
     let pods = until(Duration::from_secs(10), "3 ready pods", || {
         let pods = list(&sim, "v1", "Pod", "default");
@@ -249,7 +240,7 @@ async fn deployment_rolls_out_through_replicasets_to_running_pods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_pod_stops_gracefully_and_is_replaced() {
-    let sim = cluster(10.0).await;
+    let sim = living(10.0).await;
     sim.create(deployment("api", 2, "api:1")).unwrap();
     let pods = until(Duration::from_secs(10), "2 ready pods", || {
         let pods = list(&sim, "v1", "Pod", "default");
@@ -289,7 +280,7 @@ async fn a_deleted_pod_stops_gracefully_and_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_collection_follows_the_propagation_policy() {
-    let sim = cluster(20.0).await;
+    let sim = living(20.0).await;
     for name in ["bg", "fg", "orphan"] {
         sim.create(deployment(name, 1, "x:1")).unwrap();
     }
@@ -408,7 +399,7 @@ async fn restart_times(sim: &Sim, pod: &str, restarts: u64, limit: Duration) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_loop_back_off_doubles_from_ten_seconds() {
     // 50× faster: a 10 s back-off takes 200 ms.
-    let sim = cluster(50.0).await;
+    let sim = living(50.0).await;
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "crash", "namespace": "default",
@@ -465,7 +456,7 @@ async fn crash_loop_back_off_doubles_from_ten_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oom_killed_container_exits_137() {
-    let sim = cluster(20.0).await;
+    let sim = living(20.0).await;
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "hungry", "namespace": "default",
@@ -487,7 +478,7 @@ async fn oom_killed_container_exits_137() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cronjob_runs_jobs_that_run_pods_to_completion() {
     // 120× faster: a minute takes half a second.
-    let sim = cluster(120.0).await;
+    let sim = living(120.0).await;
     sim.create(json!({
         "apiVersion": "batch/v1", "kind": "CronJob",
         "metadata": { "name": "report", "namespace": "default" },
@@ -549,7 +540,7 @@ async fn cronjob_runs_jobs_that_run_pods_to_completion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unschedulable_pod_waits_with_failed_scheduling() {
-    let sim = cluster(50.0).await;
+    let sim = living(50.0).await;
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "picky", "namespace": "default" },
@@ -576,7 +567,7 @@ async fn unschedulable_pod_waits_with_failed_scheduling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_event_is_one_object_seen_alike_through_both_apis() {
-    let sim = cluster(50.0).await;
+    let sim = living(50.0).await;
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "flaky", "namespace": "default",
@@ -632,7 +623,7 @@ async fn a_repeated_event_is_one_object_seen_alike_through_both_apis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_and_daemonset_pods() {
-    let sim = cluster(20.0).await;
+    let sim = living(20.0).await;
     let template = json!({ "metadata": { "labels": { "app": "db" } },
         "spec": { "containers": [{ "name": "db", "image": "db:1" }] } });
     sim.create(json!({
@@ -682,7 +673,7 @@ async fn statefulset_and_daemonset_pods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_containers_and_sidecars_run_before_the_app() {
-    let sim = cluster(20.0).await;
+    let sim = living(20.0).await;
     sim.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "layered", "namespace": "default",

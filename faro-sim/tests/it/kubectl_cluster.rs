@@ -4,20 +4,9 @@
 
 use std::time::Duration;
 
-use faro_sim::{Sim, SimConfig};
 use serde_json::Value;
 
-use crate::{Kubectl, eventually, manifest};
-
-async fn living(scale: f64) -> Sim {
-    Sim::start(SimConfig {
-        time_scale: scale,
-        bookmark_interval: Duration::from_millis(200),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("faro-sim starts")
-}
+use crate::{Kubectl, eventually, living, manifest};
 
 fn names(list: &Value) -> Vec<String> {
     list["items"]

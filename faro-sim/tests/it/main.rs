@@ -23,6 +23,17 @@ pub async fn start() -> Sim {
     .expect("faro-sim starts")
 }
 
+/// A faro-sim whose simulated time runs `scale` times faster.
+pub async fn living(scale: f64) -> Sim {
+    Sim::start(SimConfig {
+        time_scale: scale,
+        bookmark_interval: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("faro-sim starts")
+}
+
 /// kubectl pointed at one faro-sim.
 pub struct Kubectl {
     kubeconfig: PathBuf,
