@@ -18,6 +18,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/faro-sim/v1/watches/close", post(close_watches))
         .route("/faro-sim/v1/watches/freeze", post(freeze))
         .route("/faro-sim/v1/watches", get(watches))
+        .route("/faro-sim/v1/logs/follows", get(follows))
+        .route("/faro-sim/v1/logs/close", post(close_follows))
         .route("/faro-sim/v1/history/compact", post(compact))
         .route("/faro-sim/v1/state", get(state))
         .route("/faro-sim/v1/faults/errors", post(errors))
@@ -49,6 +51,19 @@ async fn close_watches(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({}))
 }
 
+pub(crate) fn do_close_follows(shared: &Shared) {
+    shared.follows_close_tx.send_modify(|g| *g += 1);
+}
+
+async fn close_follows(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    do_close_follows(&shared);
+    Json(json!({}))
+}
+
+async fn follows(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!(shared.follow_infos()))
+}
+
 pub(crate) fn do_compact(shared: &Shared) -> u64 {
     shared.store().compact()
 }
@@ -67,6 +82,7 @@ pub(crate) fn do_state(shared: &Shared) -> Value {
         "resourceVersion": rv.to_string(),
         "objects": objects,
         "watches": shared.watch_count(),
+        "follows": shared.follow_infos().len(),
         "historyBytes": history_bytes,
         "logBytes": log_bytes,
     })

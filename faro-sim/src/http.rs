@@ -340,7 +340,7 @@ fn route(
             return Err(not_found());
         }
         if sub == "log" {
-            return crate::logs::pod_log(shared.clone(), &target, params);
+            return crate::logs::pod_log(shared.clone(), &target, params, &origin.query);
         }
         if sub == "scale" {
             return crate::scale::serve(shared, method, headers, &target, &body);

@@ -50,7 +50,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 pub use resources::ResourceDef;
-pub use shared::{ErrorFault, WatchInfo};
+pub use shared::{ErrorFault, FollowInfo, WatchInfo};
 pub use status::ApiError;
 
 use ops::Target;
@@ -353,6 +353,16 @@ impl Sim {
     /// Ends every open watch and log follow now.
     pub fn close_watches(&self) {
         admin::do_close_watches(&self.shared);
+    }
+
+    /// Ends every open log follow now (watches stay), as a dropped kubelet stream.
+    pub fn close_log_follows(&self) {
+        admin::do_close_follows(&self.shared);
+    }
+
+    /// The open log follows.
+    pub fn log_follows(&self) -> Vec<FollowInfo> {
+        self.shared.follow_infos()
     }
 
     /// Forgets history up to now; returns the version compacted to.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
 use crate::ops::{self, Target};
-use crate::shared::{ContainerLog, Shared};
+use crate::shared::{ContainerLog, FollowInfo, Shared};
 use crate::status::ApiError;
 
 type Line = (jiff::Timestamp, String);
@@ -41,10 +41,23 @@ impl LogOptions {
     }
 }
 
+/// Takes a follow off the list when its stream ends, however it ends.
+struct FollowGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for FollowGuard {
+    fn drop(&mut self) {
+        self.shared.unregister_follow(self.id);
+    }
+}
+
 pub(crate) fn pod_log(
     shared: Arc<Shared>,
     target: &Target,
     params: &HashMap<String, String>,
+    query: &str,
 ) -> Result<Response, ApiError> {
     let pod = ops::get(
         &shared,
@@ -132,13 +145,25 @@ pub(crate) fn pod_log(
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response());
     }
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let guard = FollowGuard {
+        id: shared.register_follow(FollowInfo {
+            namespace: key.0.clone(),
+            pod: key.1.clone(),
+            container: key.2.clone(),
+            query: query.to_string(),
+        }),
+        shared: shared.clone(),
+    };
     tokio::spawn(async move {
+        let _guard = guard;
         if !text.is_empty() && tx.send(Bytes::from(text)).await.is_err() {
             return;
         }
         let mut changes = shared.logs_tx.subscribe();
         let mut close = shared.close_tx.subscribe();
         close.mark_unchanged();
+        let mut close_follows = shared.follows_close_tx.subscribe();
+        close_follows.mark_unchanged();
         let follow_options = LogOptions {
             tail: None,
             since: None,
@@ -170,6 +195,7 @@ pub(crate) fn pod_log(
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = close.changed() => return,
+                _ = close_follows.changed() => return,
                 () = tx.closed() => return,
             }
         }

@@ -64,6 +64,20 @@ pub struct WatchInfo {
     pub last_resource_version: String,
 }
 
+/// One open log follow, as `/faro-sim/v1/logs/follows` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowInfo {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// The container followed.
+    pub container: String,
+    /// The request's query string.
+    pub query: String,
+}
+
 pub(crate) struct OpenWatch {
     pub path: String,
     pub query: String,
@@ -141,6 +155,7 @@ pub(crate) struct Shared {
     registry: RwLock<Registry>,
     faults: Mutex<Faults>,
     watches: Mutex<BTreeMap<u64, OpenWatch>>,
+    follows: Mutex<BTreeMap<u64, FollowInfo>>,
     logs: Mutex<HashMap<LogKey, ContainerLog>>,
     connections: Mutex<HashMap<u64, AbortHandle>>,
     next_id: AtomicU64,
@@ -150,6 +165,8 @@ pub(crate) struct Shared {
     pub close_tx: watch::Sender<u64>,
     /// Bumped when a log line is appended or a container restarts.
     pub logs_tx: watch::Sender<u64>,
+    /// Bumped to end every open log follow (and nothing else).
+    pub follows_close_tx: watch::Sender<u64>,
     /// Set to a down time to restart the listener.
     pub restart_tx: watch::Sender<Option<Duration>>,
 }
@@ -170,12 +187,14 @@ impl Shared {
             registry: RwLock::new(Registry::new()),
             faults: Mutex::new(Faults::default()),
             watches: Mutex::new(BTreeMap::new()),
+            follows: Mutex::new(BTreeMap::new()),
             logs: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             rv_tx: watch::channel(rv).0,
             close_tx: watch::channel(0).0,
             logs_tx: watch::channel(0).0,
+            follows_close_tx: watch::channel(0).0,
             restart_tx: watch::channel(None).0,
         })
     }
@@ -282,6 +301,20 @@ impl Shared {
                 last_resource_version: w.last_rv.load(Ordering::Relaxed).to_string(),
             })
             .collect()
+    }
+
+    pub fn register_follow(&self, follow: FollowInfo) -> u64 {
+        let id = self.next_id();
+        lock(&self.follows).insert(id, follow);
+        id
+    }
+
+    pub fn unregister_follow(&self, id: u64) {
+        lock(&self.follows).remove(&id);
+    }
+
+    pub fn follow_infos(&self) -> Vec<FollowInfo> {
+        lock(&self.follows).values().cloned().collect()
     }
 
     pub fn watch_count(&self) -> usize {

@@ -6,6 +6,7 @@ mod cluster;
 mod faults;
 mod kubectl;
 mod kubectl_cluster;
+mod logs;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
