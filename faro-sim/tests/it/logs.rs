@@ -70,16 +70,7 @@ async fn timestamps_and_an_inclusive_since_time() {
         Duration::from_secs(5),
     )
     .await;
-    assert!(
-        from_two.ends_with(
-            "
-
-two
-three
-"
-        ),
-        "{from_two}"
-    );
+    assert!(from_two.ends_with("\r\n\r\ntwo\nthree\n"), "{from_two}");
     assert!(!from_two.contains("one"), "{from_two}");
 }
 
