@@ -31,8 +31,11 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     // with their context, so that a failure is one line.
     let filter = tracing_subscriber::EnvFilter::try_from_env("FARO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},kube_client=off")));
+    // Colour only for a person at a terminal; a file or a pipe gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

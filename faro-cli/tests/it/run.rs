@@ -487,3 +487,47 @@ async fn a_second_signal_during_shutdown_exits_at_once_with_130() {
     writer.join().unwrap();
     assert_eq!(status.code(), Some(130));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stderr_redirected_to_a_file_has_no_escape_sequences() {
+    let sim = sim().await;
+    let dir = TempDir::new();
+    let config = dir.file("faro.yaml", "resources:\n  - gvr: v1/configmaps\n");
+    let log = dir.path().join("stderr.log");
+    let mut child = tokio::process::Command::new(crate::FARO)
+        .args(["run", "--config", config.to_str().unwrap(), "--kubeconfig"])
+        .arg(sim.kubeconfig())
+        .arg("--output-dir")
+        .arg(dir.path().join("out"))
+        .args(["--no-metrics", "--log-level", "info"])
+        .env_remove("KUBECONFIG")
+        .env_remove("FARO_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Started (its events file exists), then stopped: "signal received" is logged at INFO.
+    let logs = dir.path().join("out/logs");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&logs).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "faro run did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("signal received"), "{text}");
+    assert!(!text.contains('\x1b'), "escape sequences in {text:?}");
+}
