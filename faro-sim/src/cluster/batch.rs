@@ -229,6 +229,10 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
     };
     let jobs = owned(api, JOBS, &cj);
     let mut last_success = cj.value["status"]["lastSuccessfulTime"].clone();
+    if m.cron.seen.len() > 10_000 {
+        // Completed Jobs are noted once; the oldest notes are long gone with their Jobs.
+        m.cron.seen.clear();
+    }
     for job in &jobs {
         let uid = super::uid_of(&job.value).to_string();
         if let Some(condition) = finished(&job.value)
