@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use faro_dispatch::JsonLinesSink;
 use faro_watch::{Controller, InformerState};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -23,6 +24,7 @@ struct AppState {
     registry: Arc<Registry>,
     controller: Controller,
     ready: Arc<AtomicBool>,
+    sink: Option<Arc<JsonLinesSink>>,
 }
 
 /// Binds `addr` and serves in the background; returns the bound address.
@@ -31,6 +33,7 @@ pub async fn serve(
     registry: Registry,
     controller: Controller,
     ready: Arc<AtomicBool>,
+    sink: Option<Arc<JsonLinesSink>>,
 ) -> Result<SocketAddr, Failure> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -42,6 +45,7 @@ pub async fn serve(
         registry: Arc::new(registry),
         controller,
         ready,
+        sink,
     };
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -75,13 +79,18 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Alive, and not every watch failing.
+/// Alive: not every watch failing, and the events file taking lines.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let informers = state.controller.active_informers();
     let failing =
         !informers.is_empty() && informers.iter().all(|i| i.state == InformerState::Backoff);
     if failing {
         (StatusCode::SERVICE_UNAVAILABLE, "every watch is failing\n")
+    } else if state.sink.as_ref().is_some_and(|s| !s.healthy()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sink json-lines: writing the events file fails\n",
+        )
     } else {
         (StatusCode::OK, "ok\n")
     }
@@ -170,6 +179,39 @@ pub fn register_process(registry: &mut Registry) {
         env!("CARGO_PKG_VERSION").to_owned(),
     )]);
     registry.register("faro_build", "Faro's version", info);
+}
+
+/// The events file's health and failed writes, read at each scrape.
+#[derive(Debug)]
+pub struct SinkCollector(pub Arc<JsonLinesSink>);
+
+impl Collector for SinkCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let labels = [("sink", JsonLinesSink::NAME)];
+        let healthy = ConstGauge::new(i64::from(self.0.healthy()));
+        healthy.encode(
+            encoder
+                .encode_descriptor(
+                    "faro_sink_healthy",
+                    "1 while the sink writes, 0 while writing fails",
+                    None,
+                    healthy.metric_type(),
+                )?
+                .encode_family(&labels)?,
+        )?;
+        let failures = ConstCounter::new(self.0.write_failures());
+        failures.encode(
+            encoder
+                .encode_descriptor(
+                    "faro_sink_write_failures",
+                    "Writes the sink could not make (each attempt)",
+                    None,
+                    failures.metric_type(),
+                )?
+                .encode_family(&labels)?,
+        )?;
+        Ok(())
+    }
 }
 
 /// Queue depth per worker, read at each scrape.

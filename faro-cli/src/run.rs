@@ -185,7 +185,17 @@ impl Session {
                 dispatcher.register_metrics(&mut registry);
                 http::register_process(&mut registry);
                 registry.register_collector(Box::new(http::QueueCollector(dispatcher.clone())));
-                let bound = http::serve(addr, registry, controller.clone(), ready.clone()).await?;
+                if let Some(sink) = &json {
+                    registry.register_collector(Box::new(http::SinkCollector(sink.clone())));
+                }
+                let bound = http::serve(
+                    addr,
+                    registry,
+                    controller.clone(),
+                    ready.clone(),
+                    json.clone(),
+                )
+                .await?;
                 Some(format!("http://{bound}/metrics"))
             }
             None => None,

@@ -433,6 +433,9 @@ async fn drain(slot: &Slot) {
     }
 }
 
+/// How often an idle lane retries a worker's unfinished work.
+const IDLE_RETRY: Duration = Duration::from_millis(500);
+
 /// One lane: handles its events in order, tells the worker when it is idle.
 async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<MatchedEvent>) {
     let metrics = &inner.metrics;
@@ -445,7 +448,17 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Mat
             Ok(event) => event,
             Err(mpsc::error::TryRecvError::Empty) => {
                 slot.worker.idle().await;
-                match rx.recv().await {
+                // A worker with unfinished work is given more chances while idle.
+                let next = loop {
+                    if !slot.worker.unfinished() {
+                        break rx.recv().await;
+                    }
+                    tokio::select! {
+                        event = rx.recv() => break event,
+                        () = tokio::time::sleep(IDLE_RETRY) => slot.worker.idle().await,
+                    }
+                };
+                match next {
                     Some(event) => event,
                     None => break,
                 }

@@ -16,20 +16,37 @@ use crate::worker::{Handles, ResourceWorker, WorkerError};
 /// Lines are flushed at least this often while events keep coming.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Past this many bytes waiting while the disk refuses them, the sink stops
+/// taking events until it can write again (backpressure reaches the queue).
+const MAX_UNWRITTEN: usize = 8 << 20;
+
 struct Buffered {
     file: File,
     buffer: Vec<u8>,
+    /// Lines in `buffer`, by ADDED, UPDATED, DELETED.
+    buffered: [u64; 3],
+    /// The file's length after the last whole write.
+    committed: u64,
     last_flush: Instant,
+    /// Writing fails now (one warning when it starts, one when it ends).
+    failing: bool,
 }
 
 impl Buffered {
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buffer.is_empty() {
-            self.file.write_all(&self.buffer)?;
-            self.buffer.clear();
-        }
+    /// Writes every buffered line or none: a short write (a full disk) is
+    /// cut back to the last whole line, and the lines stay buffered.
+    fn flush(&mut self) -> io::Result<[u64; 3]> {
         self.last_flush = Instant::now();
-        Ok(())
+        if self.buffer.is_empty() {
+            return Ok([0; 3]);
+        }
+        if let Err(e) = self.file.write_all(&self.buffer) {
+            let _ = self.file.set_len(self.committed);
+            return Err(e);
+        }
+        self.committed += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(std::mem::take(&mut self.buffered))
     }
 }
 
@@ -40,8 +57,11 @@ impl Buffered {
 pub struct JsonLinesSink {
     path: PathBuf,
     state: Mutex<Buffered>,
-    /// Lines written, by ADDED, UPDATED, DELETED.
+    /// Lines in the file, by ADDED, UPDATED, DELETED.
     written: [AtomicU64; 3],
+    /// Writes that failed (each attempt).
+    failures: AtomicU64,
+    healthy: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for JsonLinesSink {
@@ -68,15 +88,60 @@ impl JsonLinesSink {
     /// Appends to the file at `path`, creating it.
     pub fn at(path: PathBuf) -> io::Result<Self> {
         let file = File::options().create(true).append(true).open(&path)?;
+        let committed = file.metadata()?.len();
         Ok(Self {
             path,
             state: Mutex::new(Buffered {
                 file,
                 buffer: Vec::with_capacity(64 * 1024),
+                buffered: [0; 3],
+                committed,
                 last_flush: Instant::now(),
+                failing: false,
             }),
             written: Default::default(),
+            failures: AtomicU64::new(0),
+            healthy: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// False while writing the file fails (a full disk); lines wait in memory.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Write attempts that failed so far.
+    pub fn write_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Flushes, counting what reached the file and reporting a change of health once.
+    fn flush_now(&self, b: &mut Buffered) -> io::Result<()> {
+        match b.flush() {
+            Ok(done) => {
+                for (count, n) in self.written.iter().zip(done) {
+                    count.fetch_add(n, Ordering::Relaxed);
+                }
+                if b.failing {
+                    b.failing = false;
+                    self.healthy.store(true, Ordering::Relaxed);
+                    tracing::warn!(path = %self.path.display(), "writing events works again; the lines that waited are written");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if !b.failing {
+                    b.failing = true;
+                    self.healthy.store(false, Ordering::Relaxed);
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "writing events fails: {e}; lines wait in memory (whole lines only) and are written when it works again"
+                    );
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Lines written so far: (ADDED, UPDATED, DELETED).
@@ -117,30 +182,44 @@ impl ResourceWorker for JsonLinesSink {
     }
 
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
-        self.with(|b| {
+        let stuck = self.with(|b| {
             json_line(event, &mut b.buffer);
             let index = match event.event_type() {
                 EventType::Added => 0,
                 EventType::Updated => 1,
                 EventType::Deleted => 2,
             };
-            self.written[index].fetch_add(1, Ordering::Relaxed);
+            b.buffered[index] += 1;
             if b.last_flush.elapsed() >= FLUSH_INTERVAL {
-                b.flush().map_err(|e| io_error(&self.path, &e))?;
+                // A failure is reported once by `flush_now`, not per event.
+                let _ = self.flush_now(b);
             }
-            Ok(())
-        })
+            b.failing && b.buffer.len() > MAX_UNWRITTEN
+        });
+        if stuck {
+            // Take no more until the disk takes what waits: the queue fills
+            // and the worker's full-queue policy applies.
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if self.with(|b| self.flush_now(b)).is_ok() {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn idle(&self) {
-        if let Err(e) = self.with(Buffered::flush) {
-            tracing::warn!("{}", io_error(&self.path, &e));
-        }
+        let _ = self.with(|b| self.flush_now(b));
+    }
+
+    fn unfinished(&self) -> bool {
+        self.with(|b| !b.buffer.is_empty())
     }
 
     async fn shutdown(&self) -> Result<(), WorkerError> {
         self.with(|b| {
-            b.flush()?;
+            self.flush_now(b)?;
             b.file.sync_data()
         })
         .map_err(|e| io_error(&self.path, &e))

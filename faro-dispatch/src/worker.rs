@@ -63,6 +63,13 @@ pub trait ResourceWorker: Send + Sync + 'static {
     /// to flush buffers.
     async fn idle(&self) {}
 
+    /// True while the worker holds work it could not finish (a sink whose
+    /// disk is full): its idle lanes call `idle` again every 500 ms until
+    /// it is done.
+    fn unfinished(&self) -> bool {
+        false
+    }
+
     /// Called once, after every queued event was handled, at shutdown.
     async fn shutdown(&self) -> Result<(), WorkerError> {
         Ok(())

@@ -255,6 +255,11 @@ async fn ready_comes_after_sync_with_readyz_and_metrics_agreeing() {
         text.contains("faro_worker_queue_depth{worker=\"json-lines\"} 0"),
         "{text}"
     );
+    assert!(
+        text.contains("faro_sink_healthy{sink=\"json-lines\"} 1")
+            && text.contains("faro_sink_write_failures_total{sink=\"json-lines\"} 0"),
+        "{text}"
+    );
     let (code, summary) = faro.stop().await;
     assert_eq!(code, 0);
     assert_eq!(summary["added"], 2_000);

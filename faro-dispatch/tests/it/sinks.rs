@@ -241,3 +241,113 @@ async fn text_log_writes_one_readable_line_per_event() {
         format!("{at} ADDED   v1/configmaps ns/app rv=42\n")
     );
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    /// `None`, after saying why, where mounting is not allowed (not root).
+    fn mount(size: &str) -> Option<Self> {
+        let dir = TempDir::new();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!(
+                "SKIPPED: mounting a {size} tmpfs needs root; this test fills a small filesystem"
+            );
+            return None;
+        }
+        Some(Self { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a lane of a failed test may still hold the file open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_never_gets_a_partial_line_and_loses_nothing() {
+    let Some(disk) = SmallDisk::mount("1m") else {
+        return;
+    };
+    // Most of the space is taken, so the events do not fit until it is freed.
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![b'x'; 900 * 1024]).unwrap();
+    let sink = Arc::new(JsonLinesSink::at(disk.dir.path().join("events.json")).unwrap());
+    let path = sink.path().to_path_buf();
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    one_lane(&dispatcher, sink.clone());
+    let whole_lines = |text: &str| {
+        text.is_empty()
+            || (text.ends_with('\n')
+                && text
+                    .lines()
+                    .all(|l| serde_json::from_str::<Value>(l).is_ok()))
+    };
+    const EVENTS: u64 = 3_000;
+    for rv in 1..=EVENTS {
+        dispatcher
+            .on_matched(&crate::event(
+                "v1/configmaps",
+                "ns",
+                &format!("config-{rv}"),
+                rv,
+            ))
+            .await
+            .unwrap();
+        if rv % 500 == 0 {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(whole_lines(&text), "a partial line in the file");
+        }
+    }
+    dispatcher.wait_idle().await;
+    assert!(!sink.healthy(), "the disk is full");
+    assert!(sink.write_failures() > 0);
+    let before = std::fs::read_to_string(&path).unwrap();
+    assert!(whole_lines(&before));
+    let (a, u, d) = sink.written();
+    assert_eq!(
+        a + u + d,
+        before.lines().count() as u64,
+        "the count is the file's"
+    );
+    assert!(before.lines().count() < EVENTS as usize, "some lines wait");
+
+    // Space returns: the lines that waited are written, by the idle lane's retries alone.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !sink.healthy() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writing did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    dispatcher.shutdown().await;
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert!(whole_lines(&after));
+    let names: Vec<String> = after
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let expected: Vec<String> = (1..=EVENTS).map(|rv| format!("config-{rv}")).collect();
+    assert_eq!(names, expected, "every event once, in order");
+    let (a, u, d) = sink.written();
+    assert_eq!(a + u + d, EVENTS);
+}
