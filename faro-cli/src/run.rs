@@ -154,13 +154,9 @@ impl Session {
         };
         let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
         let log_file = logs.join(format!("faro-{}.log", now.strftime("%Y%m%d-%H%M%S")));
-        let file = std::fs::File::create(&log_file)
+        let text_log = TextLogSink::at(log_file.clone())
             .map_err(|e| Failure::Runtime(format!("{}: {e}", log_file.display())))?;
-        register_one_lane(
-            &dispatcher,
-            Arc::new(TextLogSink::new(Box::new(file))),
-            &config.workers,
-        )?;
+        register_one_lane(&dispatcher, Arc::new(text_log), &config.workers)?;
         if let Some(dir) = &config.plugins.directory {
             let (plugins, errors) = faro_dispatch::load_directory(
                 dir,

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use faro_core::{EventType, MatchedEvent};
@@ -16,7 +16,7 @@ use crate::worker::{Handles, ResourceWorker, WorkerError};
 /// Lines are flushed at least this often while events keep coming.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Past this many bytes waiting while the disk refuses them, the sink stops
+/// Past this many bytes waiting while the disk refuses them, a sink stops
 /// taking events until it can write again (backpressure reaches the queue).
 const MAX_UNWRITTEN: usize = 8 << 20;
 
@@ -50,24 +50,136 @@ impl Buffered {
     }
 }
 
-/// `<output_dir>/logs/events-YYYYMMDD-HHMMSS.json`: one JSON object per
-/// event. Lines are buffered and written when the queue goes idle, at least
-/// every 100 ms, and at shutdown. Register it with one lane so that lines
-/// keep the order of events.
-pub struct JsonLinesSink {
+/// An append-only file of whole lines: buffered, written when a lane goes
+/// idle or every 100 ms, never left with a partial line, and holding its
+/// lines in memory while the disk refuses them.
+struct LineFile {
     path: PathBuf,
     state: Mutex<Buffered>,
     /// Lines in the file, by ADDED, UPDATED, DELETED.
     written: [AtomicU64; 3],
     /// Writes that failed (each attempt).
     failures: AtomicU64,
-    healthy: std::sync::atomic::AtomicBool,
+    healthy: AtomicBool,
+}
+
+fn index_of(event: &MatchedEvent) -> usize {
+    match event.event_type() {
+        EventType::Added => 0,
+        EventType::Updated => 1,
+        EventType::Deleted => 2,
+    }
+}
+
+impl LineFile {
+    fn open(path: PathBuf) -> io::Result<Self> {
+        let file = File::options().create(true).append(true).open(&path)?;
+        let committed = file.metadata()?.len();
+        Ok(Self {
+            path,
+            state: Mutex::new(Buffered {
+                file,
+                buffer: Vec::with_capacity(64 * 1024),
+                buffered: [0; 3],
+                committed,
+                last_flush: Instant::now(),
+                failing: false,
+            }),
+            written: Default::default(),
+            failures: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Buffered) -> T) -> T {
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Flushes, counting what reached the file and reporting a change of health once.
+    fn flush_now(&self, b: &mut Buffered) -> io::Result<()> {
+        match b.flush() {
+            Ok(done) => {
+                for (count, n) in self.written.iter().zip(done) {
+                    count.fetch_add(n, Ordering::Relaxed);
+                }
+                if b.failing {
+                    b.failing = false;
+                    self.healthy.store(true, Ordering::Relaxed);
+                    tracing::warn!(path = %self.path.display(), "writing works again; the lines that waited are written");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if !b.failing {
+                    b.failing = true;
+                    self.healthy.store(false, Ordering::Relaxed);
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "writing fails: {e}; lines wait in memory (whole lines only) and are written when it works again"
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Buffers one line for `event` (written by `write`), flushing when due.
+    async fn push(&self, event: &MatchedEvent, write: impl FnOnce(&mut Vec<u8>)) {
+        let stuck = self.with(|b| {
+            write(&mut b.buffer);
+            b.buffered[index_of(event)] += 1;
+            if b.last_flush.elapsed() >= FLUSH_INTERVAL {
+                // A failure is reported once by `flush_now`, not per event.
+                let _ = self.flush_now(b);
+            }
+            b.failing && b.buffer.len() > MAX_UNWRITTEN
+        });
+        if stuck {
+            // Take no more until the disk takes what waits: the queue fills
+            // and the worker's full-queue policy applies.
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if self.with(|b| self.flush_now(b)).is_ok() {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn idle(&self) {
+        let _ = self.with(|b| self.flush_now(b));
+    }
+
+    fn unfinished(&self) -> bool {
+        self.with(|b| !b.buffer.is_empty())
+    }
+
+    fn shutdown(&self) -> Result<(), WorkerError> {
+        self.with(|b| {
+            self.flush_now(b)?;
+            b.file.sync_data()
+        })
+        .map_err(|e| WorkerError::new(format!("writing {}: {e}", self.path.display())))
+    }
+}
+
+/// `<output_dir>/logs/events-YYYYMMDD-HHMMSS.json`: one JSON object per
+/// event. Lines are buffered and written when the queue goes idle, at least
+/// every 100 ms, and at shutdown; only whole lines ever reach the file, and
+/// while the disk refuses them they wait (see [`JsonLinesSink::healthy`]).
+/// Register it with one lane so that lines keep the order of events.
+pub struct JsonLinesSink {
+    file: LineFile,
 }
 
 impl std::fmt::Debug for JsonLinesSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JsonLinesSink")
-            .field("path", &self.path)
+            .field("path", &self.file.path)
             .finish()
     }
 }
@@ -87,66 +199,14 @@ impl JsonLinesSink {
 
     /// Appends to the file at `path`, creating it.
     pub fn at(path: PathBuf) -> io::Result<Self> {
-        let file = File::options().create(true).append(true).open(&path)?;
-        let committed = file.metadata()?.len();
         Ok(Self {
-            path,
-            state: Mutex::new(Buffered {
-                file,
-                buffer: Vec::with_capacity(64 * 1024),
-                buffered: [0; 3],
-                committed,
-                last_flush: Instant::now(),
-                failing: false,
-            }),
-            written: Default::default(),
-            failures: AtomicU64::new(0),
-            healthy: std::sync::atomic::AtomicBool::new(true),
+            file: LineFile::open(path)?,
         })
     }
 
-    /// False while writing the file fails (a full disk); lines wait in memory.
-    pub fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    /// Write attempts that failed so far.
-    pub fn write_failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
-    /// Flushes, counting what reached the file and reporting a change of health once.
-    fn flush_now(&self, b: &mut Buffered) -> io::Result<()> {
-        match b.flush() {
-            Ok(done) => {
-                for (count, n) in self.written.iter().zip(done) {
-                    count.fetch_add(n, Ordering::Relaxed);
-                }
-                if b.failing {
-                    b.failing = false;
-                    self.healthy.store(true, Ordering::Relaxed);
-                    tracing::warn!(path = %self.path.display(), "writing events works again; the lines that waited are written");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                if !b.failing {
-                    b.failing = true;
-                    self.healthy.store(false, Ordering::Relaxed);
-                    tracing::warn!(
-                        path = %self.path.display(),
-                        "writing events fails: {e}; lines wait in memory (whole lines only) and are written when it works again"
-                    );
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Lines written so far: (ADDED, UPDATED, DELETED).
+    /// Lines in the file so far: (ADDED, UPDATED, DELETED).
     pub fn written(&self) -> (u64, u64, u64) {
-        let [a, u, d] = &self.written;
+        let [a, u, d] = &self.file.written;
         (
             a.load(Ordering::Relaxed),
             u.load(Ordering::Relaxed),
@@ -156,19 +216,18 @@ impl JsonLinesSink {
 
     /// Where the lines go.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.file.path
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Buffered) -> T) -> T {
-        f(&mut self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    /// False while writing the file fails (a full disk); lines wait in memory.
+    pub fn healthy(&self) -> bool {
+        self.file.healthy.load(Ordering::Relaxed)
     }
-}
 
-fn io_error(path: &Path, e: &io::Error) -> WorkerError {
-    WorkerError::new(format!("writing {}: {e}", path.display()))
+    /// Write attempts that failed so far.
+    pub fn write_failures(&self) -> u64 {
+        self.file.failures.load(Ordering::Relaxed)
+    }
 }
 
 #[async_trait::async_trait]
@@ -182,54 +241,34 @@ impl ResourceWorker for JsonLinesSink {
     }
 
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
-        let stuck = self.with(|b| {
-            json_line(event, &mut b.buffer);
-            let index = match event.event_type() {
-                EventType::Added => 0,
-                EventType::Updated => 1,
-                EventType::Deleted => 2,
-            };
-            b.buffered[index] += 1;
-            if b.last_flush.elapsed() >= FLUSH_INTERVAL {
-                // A failure is reported once by `flush_now`, not per event.
-                let _ = self.flush_now(b);
-            }
-            b.failing && b.buffer.len() > MAX_UNWRITTEN
-        });
-        if stuck {
-            // Take no more until the disk takes what waits: the queue fills
-            // and the worker's full-queue policy applies.
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if self.with(|b| self.flush_now(b)).is_ok() {
-                    break;
-                }
-            }
-        }
+        self.file.push(event, |buf| json_line(event, buf)).await;
         Ok(())
     }
 
     async fn idle(&self) {
-        let _ = self.with(|b| self.flush_now(b));
+        self.file.idle();
     }
 
     fn unfinished(&self) -> bool {
-        self.with(|b| !b.buffer.is_empty())
+        self.file.unfinished()
     }
 
     async fn shutdown(&self) -> Result<(), WorkerError> {
-        self.with(|b| {
-            self.flush_now(b)?;
-            b.file.sync_data()
-        })
-        .map_err(|e| io_error(&self.path, &e))
+        self.file.shutdown()
     }
 }
 
 /// One human-readable line per event:
 /// `2026-11-24T10:00:00Z ADDED   v1/configmaps default/app rv=42`.
+/// To a file (whole lines only, as the JSON lines sink) or to a writer
+/// such as standard output.
 pub struct TextLogSink {
-    out: Mutex<Box<dyn Write + Send>>,
+    out: TextOut,
+}
+
+enum TextOut {
+    File(LineFile),
+    Writer(Mutex<Box<dyn Write + Send>>),
 }
 
 impl std::fmt::Debug for TextLogSink {
@@ -242,16 +281,24 @@ impl TextLogSink {
     /// The worker name.
     pub const NAME: &'static str = "text-log";
 
-    /// Writes to `out` (standard output, a file).
+    /// Writes to `out` (standard output, a pipe).
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
-            out: Mutex::new(out),
+            out: TextOut::Writer(Mutex::new(out)),
         }
     }
 
-    fn out(&self) -> std::sync::MutexGuard<'_, Box<dyn Write + Send>> {
-        self.out
-            .lock()
+    /// Appends to the file at `path`, creating it.
+    pub fn at(path: PathBuf) -> io::Result<Self> {
+        Ok(Self {
+            out: TextOut::File(LineFile::open(path)?),
+        })
+    }
+
+    fn writer(
+        out: &Mutex<Box<dyn Write + Send>>,
+    ) -> std::sync::MutexGuard<'_, Box<dyn Write + Send>> {
+        out.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -288,18 +335,42 @@ impl ResourceWorker for TextLogSink {
 
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
         let line = Self::line(event);
-        let mut out = self.out();
-        writeln!(out, "{line}").map_err(|e| WorkerError::new(format!("text log: {e}")))
+        match &self.out {
+            TextOut::File(file) => {
+                file.push(event, |buf| {
+                    buf.extend_from_slice(line.as_bytes());
+                    buf.push(b'\n');
+                })
+                .await;
+                Ok(())
+            }
+            TextOut::Writer(out) => writeln!(Self::writer(out), "{line}")
+                .map_err(|e| WorkerError::new(format!("text log: {e}"))),
+        }
     }
 
     async fn idle(&self) {
-        let mut out = self.out();
-        let _ = out.flush();
+        match &self.out {
+            TextOut::File(file) => file.idle(),
+            TextOut::Writer(out) => {
+                let _ = Self::writer(out).flush();
+            }
+        }
+    }
+
+    fn unfinished(&self) -> bool {
+        match &self.out {
+            TextOut::File(file) => file.unfinished(),
+            TextOut::Writer(_) => false,
+        }
     }
 
     async fn shutdown(&self) -> Result<(), WorkerError> {
-        let mut out = self.out();
-        out.flush()
-            .map_err(|e| WorkerError::new(format!("text log: {e}")))
+        match &self.out {
+            TextOut::File(file) => file.shutdown(),
+            TextOut::Writer(out) => Self::writer(out)
+                .flush()
+                .map_err(|e| WorkerError::new(format!("text log: {e}"))),
+        }
     }
 }

@@ -536,3 +536,121 @@ async fn stderr_redirected_to_a_file_has_no_escape_sequences() {
     assert!(text.contains("signal received"), "{text}");
     assert!(!text.contains('\x1b'), "escape sequences in {text:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_output_disk_fails_healthz_and_loses_no_line() {
+    let dir = TempDir::new();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&out)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED: mounting a small tmpfs needs root; this test fills the output directory's filesystem"
+        );
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(out.clone());
+    let sim = sim().await;
+    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "full"}}))
+        .unwrap();
+    let config = dir.file(
+        "faro.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [full]\n    name_pattern: \"^cm-\"\n",
+    );
+    let mut faro = spawn_run(&sim, &config, &dir);
+    let base = faro
+        .line("FARO_METRICS_URL:")
+        .await
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let json_file = std::path::PathBuf::from(faro.line("FARO_JSON_FILE:").await);
+    let log_file = faro.line("FARO_LOG_FILE:").await;
+    faro.line("FARO_READY:").await;
+    // Take the space the events need.
+    let filler = out.join("filler");
+    std::fs::write(&filler, vec![b'x'; 1000 * 1024]).unwrap_or(());
+    for i in 0..2_000 {
+        sim.create(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("cm-{i}"), "namespace": "full"},
+            "data": {"k": "v".repeat(200)}
+        }))
+        .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = get(&format!("{base}/healthz")).await;
+        if code == 503 {
+            assert_eq!(body, "sink json-lines: writing the events file fails\n");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&json_file).unwrap_or_default();
+    assert!(
+        text.is_empty()
+            || (text.ends_with('\n')
+                && text
+                    .lines()
+                    .all(|l| serde_json::from_str::<Value>(l).is_ok())),
+        "whole lines only while the disk is full"
+    );
+    // Space returns: writing resumes and /healthz recovers.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while get(&format!("{base}/healthz")).await.0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/healthz never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, summary) = faro.stop().await;
+    assert_eq!(code, 0);
+    let written = records(&json_file);
+    let mut names: Vec<String> = written
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        2_000,
+        "every event written after space returned"
+    );
+    assert_eq!(written.len(), 2_000, "and none twice");
+    assert_eq!(
+        summary["added"], 2_000,
+        "the summary is the file: {summary}"
+    );
+    let text_log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(text_log.ends_with('\n'));
+    assert_eq!(
+        text_log.lines().count(),
+        2_000,
+        "the text log lost nothing either"
+    );
+    assert!(
+        text_log
+            .lines()
+            .all(|l| l.contains(" ADDED ") && l.contains(" rv="))
+    );
+}
