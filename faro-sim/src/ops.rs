@@ -114,7 +114,7 @@ fn uid() -> String {
 }
 
 fn has_generation(def: &ResourceDef) -> bool {
-    !def.group.is_empty() && def.group != "events.k8s.io"
+    !def.group.is_empty() && def.group != "events.k8s.io" && def.group != "coordination.k8s.io"
 }
 
 fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {

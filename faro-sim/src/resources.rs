@@ -265,6 +265,16 @@ pub fn builtins() -> Vec<ResourceDef> {
             &["status"],
         ),
         builtin(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "Lease",
+            true,
+            &[],
+            &[],
+            &[],
+        ),
+        builtin(
             "apiextensions.k8s.io",
             "v1",
             "customresourcedefinitions",

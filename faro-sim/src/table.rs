@@ -333,6 +333,14 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
                 ],
             )
         }
+        ("coordination.k8s.io", "Lease") => (
+            columns("Name, Holder, Age"),
+            vec![
+                name,
+                json!(spec["holderIdentity"].as_str().unwrap_or("")),
+                json!(created),
+            ],
+        ),
         ("", "ConfigMap") => (
             columns("Name, Data, Age"),
             vec![

@@ -130,6 +130,7 @@ pub(crate) fn check(
         ("apps", "DaemonSet") => unknown_fields::<api::apps::v1::DaemonSet>(&typed),
         ("batch", "Job") => unknown_fields::<api::batch::v1::Job>(&typed),
         ("batch", "CronJob") => unknown_fields::<api::batch::v1::CronJob>(&typed),
+        ("coordination.k8s.io", "Lease") => unknown_fields::<api::coordination::v1::Lease>(&typed),
         _ => return Ok(Vec::new()),
     };
     let cannot = |why: String| {

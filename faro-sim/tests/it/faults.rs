@@ -868,3 +868,77 @@ async fn bad_bodies_get_the_real_servers_codes() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_take_turns_with_optimistic_concurrency_in_two_clusters() {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use kube::api::PostParams;
+
+    let east = start().await;
+    let west = start().await;
+    let lease = |holder: &str| Lease {
+        metadata: kube::api::ObjectMeta {
+            name: Some("faro-leader".into()),
+            ..Default::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(holder.into()),
+            lease_duration_seconds: Some(15),
+            acquire_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            renew_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            lease_transitions: Some(0),
+            ..Default::default()
+        }),
+    };
+    let api_east: Api<Lease> = Api::namespaced(client(&east).await, "default");
+    let api_west: Api<Lease> = Api::namespaced(client(&west).await, "default");
+    let held = api_east
+        .create(&PostParams::default(), &lease("replica-a"))
+        .await
+        .unwrap();
+    api_west
+        .create(&PostParams::default(), &lease("replica-b"))
+        .await
+        .unwrap();
+    assert!(
+        held.metadata.generation.is_none(),
+        "Leases carry no generation"
+    );
+
+    // A renewal from the version read succeeds; one from an older version is a conflict.
+    let mut renewed = held.clone();
+    renewed.spec.as_mut().unwrap().renew_time =
+        Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+    let renewed = api_east
+        .replace("faro-leader", &PostParams::default(), &renewed)
+        .await
+        .unwrap();
+    assert_ne!(
+        renewed.metadata.resource_version,
+        held.metadata.resource_version
+    );
+    let mut stale = held.clone();
+    stale.spec.as_mut().unwrap().holder_identity = Some("replica-c".into());
+    match api_east
+        .replace("faro-leader", &PostParams::default(), &stale)
+        .await
+    {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+        }
+        other => panic!("a stale takeover must conflict: {other:?}"),
+    }
+    // Each cluster keeps its own holder.
+    let east_now = api_east.get("faro-leader").await.unwrap();
+    let west_now = api_west.get("faro-leader").await.unwrap();
+    assert_eq!(
+        east_now.spec.unwrap().holder_identity.as_deref(),
+        Some("replica-a")
+    );
+    assert_eq!(
+        west_now.spec.unwrap().holder_identity.as_deref(),
+        Some("replica-b")
+    );
+    assert_ne!(east.url(), west.url());
+}
