@@ -35,8 +35,8 @@ fn active(pod: &Value) -> bool {
 }
 
 /// The owner's pods that are neither being deleted nor finished.
-fn active_pods(api: &Api<'_>, owner: &Stored) -> Vec<Arc<Stored>> {
-    owned(api, PODS, owner)
+fn active_pods(m: &Manager, api: &Api<'_>, owner: &Stored) -> Vec<Arc<Stored>> {
+    owned(m, api, PODS, owner)
         .into_iter()
         .filter(|p| active(&p.value))
         .collect()
@@ -106,7 +106,7 @@ pub(crate) fn replicaset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
     if deleting(&rs.value) {
         return;
     }
-    let mut pods: Vec<Arc<Stored>> = active_pods(api, &rs);
+    let mut pods: Vec<Arc<Stored>> = active_pods(m, api, &rs);
     let want = replicas(&rs.value) as usize;
     if pods.len() < want {
         let template = &rs.value["spec"]["template"];
@@ -153,9 +153,9 @@ pub(crate) fn replicaset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             }
         }
     }
-    let pods: Vec<Arc<Stored>> = active_pods(api, &rs);
+    let pods: Vec<Arc<Stored>> = active_pods(m, api, &rs);
     let ready = pods.iter().filter(|p| pod_ready(&p.value)).count();
-    let terminating = owned(api, PODS, &rs)
+    let terminating = owned(m, api, PODS, &rs)
         .iter()
         .filter(|p| deleting(&p.value))
         .count();
@@ -256,7 +256,7 @@ pub(crate) fn deployment(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         return;
     }
     let template = d.value["spec"]["template"].clone();
-    let mut rss = owned(api, REPLICASETS, &d);
+    let mut rss = owned(m, api, REPLICASETS, &d);
     rss.sort_by_key(|rs| revision(&rs.value));
     let want = replicas(&d.value);
     let paused = d.value["spec"]["paused"].as_bool() == Some(true);
@@ -371,7 +371,7 @@ pub(crate) fn deployment(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             }
             let old_pods = old
                 .iter()
-                .map(|rs| owned(api, PODS, rs).len())
+                .map(|rs| owned(m, api, PODS, rs).len())
                 .sum::<usize>();
             if !scaled && old_pods == 0 {
                 scale_rs(m, api, &d, &new_rs, want);
@@ -421,7 +421,7 @@ pub(crate) fn deployment(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             api.delete(REPLICASETS, ns, &rs.name, &DeleteOptions::default());
         }
     }
-    let rss = owned(api, REPLICASETS, &d);
+    let rss = owned(m, api, REPLICASETS, &d);
     let new_rs = rss.iter().find(|rs| rs.name == new_rs.name).cloned();
     deployment_status(api, &d, new_rs.as_ref(), &rss, want, unavailable, false);
 }
@@ -542,7 +542,7 @@ pub(crate) fn statefulset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) 
     let revision = format!("{name}-{}", template_hash(template));
     let want = replicas(&sts.value);
     let parallel = sts.value["spec"]["podManagementPolicy"] == "Parallel";
-    let pods = owned(api, PODS, &sts);
+    let pods = owned(m, api, PODS, &sts);
     let ordinal =
         |p: &Stored| -> Option<i64> { p.name.strip_prefix(&format!("{name}-"))?.parse().ok() };
     let by_ordinal = |i: i64| pods.iter().find(|p| ordinal(p) == Some(i));
@@ -627,7 +627,7 @@ pub(crate) fn statefulset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) 
             );
         }
     }
-    let pods = owned(api, PODS, &sts);
+    let pods = owned(m, api, PODS, &sts);
     let live: Vec<&Arc<Stored>> = pods.iter().filter(|p| active(&p.value)).collect();
     let ready = live.iter().filter(|p| pod_ready(&p.value)).count();
     let updated = live
@@ -673,7 +673,7 @@ pub(crate) fn daemonset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         .filter(|n| super::scheduler::fits(&probe, &n.value))
         .map(|n| n.name.clone())
         .collect();
-    let pods = owned(api, PODS, &ds);
+    let pods = owned(m, api, PODS, &ds);
     let mut extra = Map::new();
     extra.insert("controller-revision-hash".into(), json!(hash));
     for node in &nodes {
@@ -721,7 +721,7 @@ pub(crate) fn daemonset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             }
         }
     }
-    let pods: Vec<Arc<Stored>> = active_pods(api, &ds);
+    let pods: Vec<Arc<Stored>> = active_pods(m, api, &ds);
     let ready = pods.iter().filter(|p| pod_ready(&p.value)).count();
     let updated = pods
         .iter()

@@ -53,7 +53,7 @@ pub(crate) fn job(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         return;
     }
     let spec = &job.value["spec"];
-    let pods = owned(api, PODS, &job);
+    let pods = owned(m, api, PODS, &job);
     let on_failure = spec["template"]["spec"]["restartPolicy"] == "OnFailure";
     let succeeded = pods
         .iter()
@@ -147,7 +147,7 @@ pub(crate) fn job(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
     let active_now = if outcome.is_some() {
         0
     } else {
-        owned(api, PODS, &job)
+        owned(m, api, PODS, &job)
             .iter()
             .filter(|p| !deleting(&p.value) && !matches!(phase(&p.value), "Succeeded" | "Failed"))
             .count()
@@ -227,7 +227,7 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
     else {
         return;
     };
-    let jobs = owned(api, JOBS, &cj);
+    let jobs = owned(m, api, JOBS, &cj);
     let mut last_success = cj.value["status"]["lastSuccessfulTime"].clone();
     if m.cron.seen.len() > 10_000 {
         // Completed Jobs are noted once; the oldest notes are long gone with their Jobs.
@@ -277,7 +277,7 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             delete_job(m, api, &cj, &j.name);
         }
     }
-    let jobs = owned(api, JOBS, &cj);
+    let jobs = owned(m, api, JOBS, &cj);
     let mut active: Vec<&Arc<Stored>> = jobs
         .iter()
         .filter(|j| finished(&j.value).is_none() && !deleting(&j.value))
@@ -343,7 +343,7 @@ pub(crate) fn cronjob(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             }
         }
     }
-    let jobs = owned(api, JOBS, &cj);
+    let jobs = owned(m, api, JOBS, &cj);
     let refs: Vec<Value> = jobs
         .iter()
         .filter(|j| finished(&j.value).is_none() && !deleting(&j.value))

@@ -288,13 +288,22 @@ pub(crate) fn owner_ref(owner: &Stored) -> Value {
     })
 }
 
-/// Objects in `storage` whose controller is `owner`.
-pub(crate) fn owned(api: &Api<'_>, storage: &str, owner: &Stored) -> Vec<Arc<Stored>> {
+/// Objects in `storage` whose controller is `owner`, found through the
+/// owner index (as of the writes read before this round) rather than by
+/// scanning the namespace.
+pub(crate) fn owned(m: &Manager, api: &Api<'_>, storage: &str, owner: &Stored) -> Vec<Arc<Stored>> {
     let uid = uid_of(&owner.value);
-    api.list(storage, owner.namespace.as_deref())
-        .into_iter()
+    let Some(dependents) = m.owners.get(uid) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Arc<Stored>> = dependents
+        .iter()
+        .filter(|d| &*d.storage == storage)
+        .filter_map(|d| api.get(storage, &d.namespace, &d.name))
         .filter(|o| controller_of(&o.value).is_some_and(|(_, _, u)| u == uid))
-        .collect()
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
 }
 
 /// True while an object has a `deletionTimestamp`.
