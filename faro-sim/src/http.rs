@@ -405,7 +405,12 @@ fn route(
             if wants_table {
                 return Ok(json_response(
                     StatusCode::OK,
-                    &crate::table::table(&target.def, std::slice::from_ref(&stored), stored.rv),
+                    &crate::table::table(
+                        &target.def,
+                        std::slice::from_ref(&stored),
+                        stored.rv,
+                        None,
+                    ),
                 ));
             }
             Ok(present(StatusCode::OK, &stored))
@@ -437,7 +442,14 @@ fn route(
             if wants_table {
                 return Ok(json_response(
                     StatusCode::OK,
-                    &crate::table::table(&target.def, &page.items, page.rv),
+                    &crate::table::table(
+                        &target.def,
+                        &page.items,
+                        page.rv,
+                        page.continue_token
+                            .as_deref()
+                            .map(|c| (c, page.remaining.unwrap_or(0))),
+                    ),
                 ));
             }
             Ok(list_response(&target, &page))

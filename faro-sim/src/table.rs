@@ -368,8 +368,15 @@ fn cells(def: &ResourceDef, o: &Value) -> (Vec<Value>, Vec<Value>) {
     }
 }
 
-/// The `Table` of `items` of `def`'s kind.
-pub(crate) fn table(def: &ResourceDef, items: &[Arc<Stored>], rv: u64) -> Value {
+/// The `Table` of `items` of `def`'s kind; `page` carries a list's
+/// `continue` token and remaining count, so that kubectl's chunked
+/// `get` reads every page.
+pub(crate) fn table(
+    def: &ResourceDef,
+    items: &[Arc<Stored>],
+    rv: u64,
+    page: Option<(&str, usize)>,
+) -> Value {
     let mut columns = None;
     let rows: Vec<Value> = items
         .iter()
@@ -392,10 +399,15 @@ pub(crate) fn table(def: &ResourceDef, items: &[Arc<Stored>], rv: u64) -> Value 
         })
         .collect();
     let columns = columns.unwrap_or_else(|| cells(def, &json!({})).0);
+    let mut metadata = json!({ "resourceVersion": rv.to_string() });
+    if let Some((token, remaining)) = page {
+        metadata["continue"] = json!(token);
+        metadata["remainingItemCount"] = json!(remaining);
+    }
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": { "resourceVersion": rv.to_string() },
+        "metadata": metadata,
         "columnDefinitions": columns,
         "rows": rows,
     })

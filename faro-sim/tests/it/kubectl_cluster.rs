@@ -362,3 +362,27 @@ async fn apply_rollout_scale_restart_events_and_logs() {
         "{pods}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_tables_read_every_page() {
+    let sim = living(1.0).await;
+    let Some(k) = Kubectl::find(&sim) else { return };
+    for i in 0..1_200 {
+        sim.create(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": format!("cm-{i:04}"), "namespace": "default" },
+            "data": { "i": i.to_string() },
+        }))
+        .unwrap();
+    }
+    // kubectl asks for tables 500 rows at a time and follows `continue`.
+    let table = k.ok(&["get", "configmaps", "--no-headers"]);
+    let names: Vec<&str> = table
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1_201, "1,200 and kube-root-ca.crt");
+    assert_eq!(names[0], "cm-0000");
+    assert_eq!(names[1_199], "cm-1199");
+    assert_eq!(names[1_200], "kube-root-ca.crt");
+}
