@@ -203,6 +203,16 @@ impl Sim {
                 )?;
             }
         }
+        if controllers {
+            // The API server's own Service, as every cluster has it.
+            sim.create(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": { "name": "kubernetes", "namespace": "default",
+                    "labels": { "component": "apiserver", "provider": "kubernetes" } },
+                "spec": { "clusterIP": "10.96.0.1",
+                    "ports": [{ "name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443 }] },
+            }))?;
+        }
         if let Some(begin) = begin {
             let _ = begin.send(());
         }
