@@ -116,6 +116,11 @@ async fn nodes_are_registered_ready_with_their_events() {
             "{reason} in {reasons:?}"
         );
     }
+    let api_server = sim
+        .get("v1", "Service", Some("default"), "kubernetes")
+        .unwrap();
+    assert_eq!(api_server["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(api_server["spec"]["ports"][0]["port"], 443);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
