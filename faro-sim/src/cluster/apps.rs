@@ -34,6 +34,30 @@ fn active(pod: &Value) -> bool {
         )
 }
 
+/// Deletes one of the owner's pods and records `SuccessfulDelete`.
+fn delete_pod(
+    m: &mut Manager,
+    api: &Api<'_>,
+    source: Source<'_>,
+    owner: &Stored,
+    pod: &str,
+    message: String,
+) -> bool {
+    let ns = owner.namespace.as_deref().unwrap_or_default();
+    let deleted = api.delete(PODS, ns, pod, &DeleteOptions::default());
+    if deleted {
+        m.note(
+            api,
+            source,
+            &owner.value,
+            false,
+            "SuccessfulDelete",
+            message,
+        );
+    }
+    deleted
+}
+
 /// The owner's pods that are neither being deleted nor finished.
 fn active_pods(m: &Manager, api: &Api<'_>, owner: &Stored) -> Vec<Arc<Stored>> {
     owned(m, api, PODS, owner)
@@ -141,16 +165,14 @@ pub(crate) fn replicaset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
             )
         });
         for pod in pods.iter().take(pods.len() - want) {
-            if api.delete(PODS, ns, &pod.name, &DeleteOptions::default()) {
-                m.note(
-                    api,
-                    Source::REPLICASET,
-                    &rs.value,
-                    false,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {}", pod.name),
-                );
-            }
+            delete_pod(
+                m,
+                api,
+                Source::REPLICASET,
+                &rs,
+                &pod.name,
+                format!("Deleted pod: {}", pod.name),
+            );
         }
     }
     let pods: Vec<Arc<Stored>> = active_pods(m, api, &rs);
@@ -594,17 +616,8 @@ pub(crate) fn statefulset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) 
             .filter(|p| !deleting(&p.value))
             .take(if parallel { usize::MAX } else { 1 })
         {
-            if api.delete(PODS, ns, &p.name, &DeleteOptions::default()) {
-                m.note(
-                    api,
-                    Source::STATEFULSET,
-                    &sts.value,
-                    false,
-                    "SuccessfulDelete",
-                    format!("delete Pod {} in StatefulSet {name} successful", p.name),
-                );
-                changed = true;
-            }
+            let message = format!("delete Pod {} in StatefulSet {name} successful", p.name);
+            changed |= delete_pod(m, api, Source::STATEFULSET, &sts, &p.name, message);
         }
     }
     let all_ready = (0..want)
@@ -614,17 +627,9 @@ pub(crate) fn statefulset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) 
         let stale = (0..want).rev().filter_map(by_ordinal).find(|p| {
             p.value["metadata"]["labels"]["controller-revision-hash"] != revision.as_str()
         });
-        if let Some(p) = stale
-            && api.delete(PODS, ns, &p.name, &DeleteOptions::default())
-        {
-            m.note(
-                api,
-                Source::STATEFULSET,
-                &sts.value,
-                false,
-                "SuccessfulDelete",
-                format!("delete Pod {} in StatefulSet {name} successful", p.name),
-            );
+        if let Some(p) = stale {
+            let message = format!("delete Pod {} in StatefulSet {name} successful", p.name);
+            delete_pod(m, api, Source::STATEFULSET, &sts, &p.name, message);
         }
     }
     let pods = owned(m, api, PODS, &sts);
@@ -709,16 +714,14 @@ pub(crate) fn daemonset(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         let stale = p.value["metadata"]["labels"]["controller-revision-hash"] != hash.as_str();
         if misplaced || (stale && all_ready && !stale_taken) {
             stale_taken |= stale;
-            if api.delete(PODS, ns, &p.name, &DeleteOptions::default()) {
-                m.note(
-                    api,
-                    Source::DAEMONSET,
-                    &ds.value,
-                    false,
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {}", p.name),
-                );
-            }
+            delete_pod(
+                m,
+                api,
+                Source::DAEMONSET,
+                &ds,
+                &p.name,
+                format!("Deleted pod: {}", p.name),
+            );
         }
     }
     let pods: Vec<Arc<Stored>> = active_pods(m, api, &ds);
