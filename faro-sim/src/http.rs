@@ -99,13 +99,8 @@ fn warn(mut response: Response, warnings: &[String]) -> Response {
     response
 }
 
-fn stored_response(code: StatusCode, stored: &Stored) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        stored.json.clone(),
-    )
-        .into_response()
+fn stored_response(code: StatusCode, json: Bytes) -> Response {
+    (code, [(header::CONTENT_TYPE, "application/json")], json).into_response()
 }
 
 fn query_map(query: &str) -> HashMap<String, String> {
@@ -375,11 +370,7 @@ fn route(
         )
     };
     let present = |code: StatusCode, stored: &Stored| -> Response {
-        if events_v1 {
-            json_response(code, &crate::cluster::to_events_v1(&stored.value))
-        } else {
-            stored_response(code, stored)
-        }
+        stored_response(code, stored.json_for(&target.def))
     };
     let from_view = |v: Value| -> Value {
         if events_v1 {
@@ -543,12 +534,7 @@ fn list_response(target: &Target, page: &ops::ListPage) -> Response {
         if i > 0 {
             out.push(b',');
         }
-        if target.def.is_events_v1() {
-            let view = crate::cluster::to_events_v1(&item.value);
-            out.extend_from_slice(&serde_json::to_vec(&view).unwrap_or_default());
-        } else {
-            out.extend_from_slice(&item.json);
-        }
+        out.extend_from_slice(&item.json_for(&target.def));
     }
     out.extend_from_slice(b"]}");
     (

@@ -65,6 +65,16 @@ impl Stored {
         }
     }
 
+    /// The object's JSON as `def`'s API shows it: the stored bytes, or for
+    /// `events.k8s.io` the view of the stored core Event.
+    pub fn json_for(&self, def: &crate::resources::ResourceDef) -> Bytes {
+        if def.is_events_v1() {
+            let view = crate::cluster::to_events_v1(&self.value);
+            return Bytes::from(serde_json::to_vec(&view).unwrap_or_default());
+        }
+        self.json.clone()
+    }
+
     /// The same object at another resourceVersion.
     pub fn at_rv(&self, rv: u64) -> Stored {
         Stored::new(self.value.clone(), rv)

@@ -196,12 +196,8 @@ impl WatchStream {
     }
 
     /// The object as this watch's resource shows it.
-    fn json_of<'a>(&self, object: &'a Stored) -> std::borrow::Cow<'a, [u8]> {
-        if self.target.def.is_events_v1() {
-            let view = crate::cluster::to_events_v1(&object.value);
-            return std::borrow::Cow::Owned(serde_json::to_vec(&view).unwrap_or_default());
-        }
-        std::borrow::Cow::Borrowed(&object.json)
+    fn json_of(&self, object: &Stored) -> Bytes {
+        object.json_for(&self.target.def)
     }
 
     /// Appends what this watcher sees of one history entry.

@@ -966,8 +966,9 @@ pub(crate) fn sync(m: &mut Manager, api: &Api<'_>, ns: &str, name: &str) {
         sync.advance(&mut rt)
     };
     let status = pod_status(&rt, &pod.value, now);
+    let unchanged = pod.value["status"] == status;
     let written = api.modify_status(&pod, PODS, |p| p["status"] = status);
-    if written.is_none() && pod.value["status"] != pod_status(&rt, &pod.value, now) {
+    if written.is_none() && !unchanged {
         // A concurrent write: look again soon.
         m.wake_after(
             Duration::from_millis(50),
