@@ -1,10 +1,11 @@
-//! The seam between watching and dispatching.
+//! The seam between watching and dispatching: resource events and
+//! container log lines go down through the same handlers.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::MatchedEvent;
+use crate::{LogRecord, MatchedEvent};
 
 /// Receives every matched event. `faro-watch` calls it; `faro-dispatch`'s
 /// `Dispatcher` and a user's own types implement it.
@@ -19,6 +20,13 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Handles one event. An error is logged and counted by the caller; it
     /// does not stop the watch.
     async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError>;
+
+    /// Handles one container log line (when the configuration follows
+    /// logs). Lines of one container arrive in order. By default, ignored.
+    async fn on_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
+        let _ = record;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -29,6 +37,10 @@ impl<H: EventHandler + ?Sized> EventHandler for Arc<H> {
 
     async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
         (**self).on_matched(event).await
+    }
+
+    async fn on_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
+        (**self).on_log(record).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! Faro's vocabulary: resource names ([`Gvr`], [`Scope`]), events
-//! ([`EventType`], [`ObjectKey`], [`MatchedEvent`]), the [`EventHandler`]
+//! ([`EventType`], [`ObjectKey`], [`MatchedEvent`]), container log lines
+//! ([`LogRecord`], [`ContainerRef`]), the [`EventHandler`]
 //! trait that joins watching to dispatching, and the [`config`]uration with
 //! its validation and normalisation into [`WatchSpec`]s.
 //!
@@ -30,11 +31,13 @@ pub mod config;
 mod event;
 mod gvr;
 mod handler;
+mod log;
 
-pub use config::{Config, ConfigError, ResourceRule, WatchSpec, WorkloadConfig};
+pub use config::{Config, ConfigError, LogsConfig, ResourceRule, WatchSpec, WorkloadConfig};
 pub use event::{EventType, MatchedEvent, MatchedEventBuilder, ObjectKey};
 pub use gvr::{Gvr, GvrError, Scope, ScopeError};
 pub use handler::{EventHandler, HandlerError};
+pub use log::{ContainerRef, ContainerType, LogRecord, LogRecordBuilder};
 
 /// Re-exported so that users name one version of the object type.
 pub use kube_core::DynamicObject;

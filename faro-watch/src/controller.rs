@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use faro_core::DynamicObject;
 use faro_core::config::normalise;
+use faro_core::config::NamespaceSelection;
 use faro_core::{
-    Config, EventHandler, EventType, Gvr, ResourceRule, Scope, WatchSpec, WorkloadConfig,
+    Config, EventHandler, EventType, Gvr, LogsConfig, ResourceRule, Scope, WatchSpec,
+    WorkloadConfig,
 };
 use faro_filter::ClientFilter;
 use prometheus_client::registry::Registry;
@@ -22,6 +24,7 @@ use crate::error::WatchError;
 use crate::informer::{
     Env, Informer, InformerKey, InformerShared, InformerState, InternalSink, Subscriber, lock,
 };
+use crate::logs::{LogCtx, LogStreamCounts};
 use crate::metrics::WatchMetrics;
 use crate::options::WatchOptions;
 use crate::workload::WorkloadSink;
@@ -82,6 +85,9 @@ pub(crate) struct Inner {
     workload: Option<WorkloadConfig>,
     workload_subscription: Mutex<Option<Subscription>>,
     crd_subscription: Mutex<Option<Subscription>>,
+    logs: Option<LogsConfig>,
+    log_ctx: Mutex<Option<Arc<LogCtx>>>,
+    log_subscriptions: Mutex<Vec<Subscription>>,
     started: AtomicBool,
     ready: watch::Sender<bool>,
     on_ready: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
@@ -144,6 +150,9 @@ impl Controller {
             workload: config.workload.clone(),
             workload_subscription: Mutex::new(None),
             crd_subscription: Mutex::new(None),
+            logs: config.logs.clone(),
+            log_ctx: Mutex::new(None),
+            log_subscriptions: Mutex::default(),
             started: AtomicBool::new(false),
             ready: watch::Sender::new(false),
             on_ready: Mutex::default(),
@@ -238,9 +247,68 @@ impl Controller {
             );
             *lock(&self.inner.workload_subscription) = Some(sub);
         }
+        if let Some(logs) = self.inner.logs.clone() {
+            self.start_logs(logs).await?;
+        }
         tokio::spawn(readiness(self.inner.clone()));
         tokio::spawn(crd_watcher(self.inner.clone()));
         Ok(())
+    }
+
+    /// Follows container logs of the pods the `logs:` block selects, through
+    /// the shared pod informers (one per named namespace, else one for all).
+    async fn start_logs(&self, logs: LogsConfig) -> Result<(), WatchError> {
+        let pods = Gvr::parse("v1/pods").map_err(|_| WatchError::State("broken"))?;
+        let resource = served(
+            self.inner
+                .env
+                .discovery
+                .resolve(&pods, Some(Scope::Namespaced))
+                .await?,
+        );
+        let namespaces = match &logs.namespaces {
+            NamespaceSelection::Names(names) => names.iter().cloned().map(Some).collect(),
+            _ => vec![None],
+        };
+        let label_selector = logs.label_selector.to_string();
+        let options = self.inner.env.options.logs.clone();
+        let (sink, ctx) = crate::logs::start(self.inner.env.clone(), logs, options);
+        let subs = namespaces
+            .into_iter()
+            .map(|namespace| {
+                let key = InformerKey {
+                    gvr: pods.clone(),
+                    namespace,
+                    label_selector: label_selector.clone(),
+                    field_selector: String::new(),
+                };
+                self.inner.subscribe(
+                    key,
+                    Some(Scope::Namespaced),
+                    resource.clone(),
+                    Arc::from(Vec::new()),
+                    None,
+                    Some(sink.clone() as Arc<dyn InternalSink>),
+                )
+            })
+            .collect();
+        *lock(&self.inner.log_subscriptions) = subs;
+        *lock(&self.inner.log_ctx) = Some(ctx);
+        Ok(())
+    }
+
+    /// Container log streams by state, when the configuration follows logs.
+    pub fn log_streams(&self) -> Option<LogStreamCounts> {
+        lock(&self.inner.log_ctx).as_ref().map(|c| c.counts())
+    }
+
+    /// True once every pod seen so far has been handled and no container
+    /// log is being read: with `follow: false` (`faro logs --no-follow`),
+    /// after `ready()`, everything there was to read has been delivered.
+    pub fn logs_settled(&self) -> bool {
+        lock(&self.inner.log_ctx)
+            .as_ref()
+            .is_none_or(|c| c.settled())
     }
 
     /// Resolves once every informer's initial list has been classified and
@@ -361,6 +429,7 @@ impl Controller {
         drop(shared);
         lock(&self.inner.workload_subscription).take();
         lock(&self.inner.crd_subscription).take();
+        lock(&self.inner.log_subscriptions).clear();
         self.inner.specs.lock().await.subscriptions.clear();
     }
 }

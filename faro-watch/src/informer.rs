@@ -194,7 +194,7 @@ pub(crate) struct Env {
 }
 
 impl Env {
-    fn handlers(&self) -> Arc<[Arc<dyn EventHandler>]> {
+    pub(crate) fn handlers(&self) -> Arc<[Arc<dyn EventHandler>]> {
         self.handlers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

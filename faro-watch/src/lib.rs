@@ -1,7 +1,8 @@
 //! Everything that talks to the Kubernetes API server: discovery, shared
 //! ref-counted informers over any GVR, classification of the watch stream
 //! into ADDED / UPDATED / DELETED, resilience to the server's faults, CRD
-//! lifecycle and workload detection.
+//! lifecycle, workload detection, and container logs followed without a
+//! gap or a duplicate line.
 //!
 //! It sits above `faro-core` (vocabulary, configuration) and `faro-filter`
 //! (compiled selectors), and hands matched events to every
@@ -28,6 +29,7 @@ mod controller;
 mod discovery;
 mod error;
 mod informer;
+mod logs;
 mod metrics;
 mod options;
 mod workload;
@@ -37,5 +39,6 @@ pub use controller::{Controller, InformerInfo, Subscription};
 pub use discovery::{Discovery, Resolution, ResolvedResource};
 pub use error::WatchError;
 pub use informer::{InformerKey, InformerState};
+pub use logs::{LogOptions, LogStreamCounts};
 pub use metrics::WatchMetrics;
 pub use options::{ListStrategy, WatchOptions};

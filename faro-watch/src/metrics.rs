@@ -32,6 +32,19 @@ pub struct WatchMetrics {
     pub last_event: Family<Labels<1>, Gauge<f64, AtomicU64>>,
     /// Handler calls that returned an error, by handler.
     pub handler_errors: Family<Labels<1>, Counter>,
+    /// Container log streams by state (`open`, `waiting`, `backoff`).
+    pub log_streams: Family<Labels<1>, Gauge>,
+    /// Log lines handed to handlers.
+    pub log_lines: Counter,
+    /// Bytes of the log lines handed to handlers.
+    pub log_bytes: Counter,
+    /// Log streams opened again, by reason (`ended`, `error`, `forbidden`,
+    /// `yield`, `restart`).
+    pub log_restarts: Family<Labels<1>, Counter>,
+    /// Log lines read and not handed on, by reason (`duplicate`, `excluded`).
+    pub log_skipped: Family<Labels<1>, Counter>,
+    /// Log reads refused for lack of `get` on `pods/log`, by namespace.
+    pub log_forbidden: Family<Labels<1>, Counter>,
 }
 
 impl WatchMetrics {
@@ -71,6 +84,36 @@ impl WatchMetrics {
             "faro_watch_last_event_timestamp_seconds",
             "Unix time of each informer's last event",
             self.last_event.clone(),
+        );
+        registry.register(
+            "faro_log_streams",
+            "Container log streams by state",
+            self.log_streams.clone(),
+        );
+        registry.register(
+            "faro_log_lines",
+            "Container log lines handed to handlers",
+            self.log_lines.clone(),
+        );
+        registry.register(
+            "faro_log_bytes",
+            "Bytes of container log lines handed to handlers",
+            self.log_bytes.clone(),
+        );
+        registry.register(
+            "faro_log_stream_restarts",
+            "Container log streams opened again, by reason",
+            self.log_restarts.clone(),
+        );
+        registry.register(
+            "faro_log_lines_skipped",
+            "Container log lines read and not handed on, by reason",
+            self.log_skipped.clone(),
+        );
+        registry.register(
+            "faro_log_forbidden",
+            "Container log reads refused (no get on pods/log), by namespace",
+            self.log_forbidden.clone(),
         );
         registry.register(
             "faro_handler_errors",

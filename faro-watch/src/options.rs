@@ -35,6 +35,8 @@ pub struct WatchOptions {
     /// How often a parked informer asks discovery again, besides on every
     /// CRD change.
     pub rediscovery_interval: Duration,
+    /// How container logs are read, when the configuration follows them.
+    pub logs: crate::logs::LogOptions,
 }
 
 impl Default for WatchOptions {
@@ -47,6 +49,7 @@ impl Default for WatchOptions {
             backoff_max: Duration::from_secs(30),
             watch_timeout: Duration::from_secs(290),
             rediscovery_interval: Duration::from_secs(30),
+            logs: crate::logs::LogOptions::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! overrides, and normalisation into watch specs.
 
 mod error;
+mod logs;
 mod raw;
 mod spec;
 
@@ -18,6 +19,7 @@ use faro_filter::{
 };
 
 pub use error::{ConfigError, Invalid};
+pub use logs::{LogSince, LogsConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 
 use crate::{Gvr, Scope};
@@ -133,6 +135,8 @@ pub struct Config {
     pub workers: WorkersConfig,
     /// The built-in middleware applied before every worker and sink.
     pub middleware: MiddlewareConfig,
+    /// Container logs to follow; `None` when the block is absent.
+    pub logs: Option<LogsConfig>,
 }
 
 /// The `plugins:` block.
@@ -280,6 +284,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             workers: WorkersConfig::default(),
             middleware: MiddlewareConfig::default(),
+            logs: None,
         }
     }
 }
@@ -455,6 +460,9 @@ impl Config {
         }
         if let Some(middleware) = raw.middleware {
             config.middleware = middleware_config(&middleware)?;
+        }
+        if let Some(logs) = raw.logs {
+            config.logs = Some(logs::logs_config(logs)?);
         }
         Ok(config)
     }

@@ -23,6 +23,27 @@ pub(crate) struct RawConfig {
     pub plugins: Option<RawPlugins>,
     pub workers: Option<RawWorkers>,
     pub middleware: Option<RawMiddleware>,
+    pub logs: Option<RawLogs>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogs {
+    #[serde(default)]
+    pub namespace_names: Vec<String>,
+    #[serde(default)]
+    pub namespace_patterns: Vec<String>,
+    pub label_selector: Option<String>,
+    pub pod_name_pattern: Option<String>,
+    pub container_pattern: Option<String>,
+    pub exclude_container_pattern: Option<String>,
+    pub include_init_containers: Option<Value>,
+    pub previous_on_restart: Option<Value>,
+    pub since: Option<String>,
+    pub max_streams: Option<Value>,
+    pub max_line_bytes: Option<Value>,
+    pub line_include: Option<String>,
+    pub line_exclude: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
