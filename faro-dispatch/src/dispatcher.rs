@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use faro_core::config::{FullQueuePolicy, MiddlewareConfig, WorkerSettings, WorkersConfig};
-use faro_core::{EventHandler, Gvr, HandlerError, MatchedEvent};
+use faro_core::{EventHandler, Gvr, HandlerError, LogRecord, MatchedEvent};
 use futures_util::FutureExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
@@ -57,14 +57,21 @@ pub enum DispatchError {
     ShutDown,
 }
 
+/// What travels through a lane: every kind of record takes one path.
+enum Item {
+    Event(MatchedEvent),
+    Log(LogRecord),
+}
+
 /// One registered worker: its lanes and its health.
 struct Slot {
     name: String,
     worker: Arc<dyn ResourceWorker>,
     handles: Handles,
+    wants_logs: bool,
     policy: FullQueuePolicy,
     /// Emptied at shutdown, which closes the lanes.
-    lanes: RwLock<Vec<mpsc::Sender<MatchedEvent>>>,
+    lanes: RwLock<Vec<mpsc::Sender<Item>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     quarantined: AtomicBool,
     consecutive_panics: AtomicU32,
@@ -81,6 +88,8 @@ struct Routes {
     by_gvr: HashMap<Gvr, Arc<[Arc<Slot>]>>,
     /// For any other GVR: the "all" workers.
     all: Arc<[Arc<Slot>]>,
+    /// For container log lines: the workers that want them.
+    logs: Arc<[Arc<Slot>]>,
     slots: Vec<Arc<Slot>>,
 }
 
@@ -111,6 +120,7 @@ impl Routes {
                 })
                 .collect(),
             all: Arc::from(all),
+            logs: slots.iter().filter(|s| s.wants_logs).cloned().collect(),
             slots,
         }
     }
@@ -242,6 +252,7 @@ impl Dispatcher {
         }
         let slot = Arc::new(Slot {
             handles: worker.handles(),
+            wants_logs: worker.wants_logs(),
             dropped: DispatchMetrics::worker(&metrics.dropped, &name),
             name,
             worker,
@@ -366,7 +377,46 @@ impl Dispatcher {
             event.key().hash(&mut h);
             h.finish()
         };
-        for slot in slots.iter() {
+        self.enqueue(slots, lane_hash, || Item::Event(event.clone()))
+            .await;
+        Ok(())
+    }
+
+    /// Runs the middleware, then hands the line to every worker that wants
+    /// logs; one container's lines share a lane.
+    async fn dispatch_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(HandlerError::new("the dispatcher is shut down"));
+        }
+        let mut record = record.clone();
+        for (m, suppressed) in self.inner.middleware.iter().zip(&self.inner.suppressed) {
+            match m.apply_log(record) {
+                Some(next) => record = next,
+                None => {
+                    suppressed.inc();
+                    return Ok(());
+                }
+            }
+        }
+        let routes = read(&self.inner.routes).clone();
+        if routes.logs.is_empty() {
+            return Ok(());
+        }
+        // One container's lines share one `ContainerRef`: its address picks the lane.
+        let lane_hash = {
+            let mut h = std::hash::DefaultHasher::new();
+            std::ptr::hash(Arc::as_ptr(record.source()), &mut h);
+            h.finish()
+        };
+        self.enqueue(&routes.logs, lane_hash, || Item::Log(record.clone()))
+            .await;
+        Ok(())
+    }
+
+    /// Puts an item into the lane `lane_hash` picks of each slot, by its
+    /// full-queue policy.
+    async fn enqueue(&self, slots: &[Arc<Slot>], lane_hash: u64, item: impl Fn() -> Item) {
+        for slot in slots {
             let tx = {
                 let lanes = read(&slot.lanes);
                 if lanes.is_empty() {
@@ -378,8 +428,8 @@ impl Dispatcher {
             slot.pending.fetch_add(1, Ordering::SeqCst);
             let accepted = match slot.policy {
                 // A closed lane means the worker is being removed; nothing to do.
-                FullQueuePolicy::Block => tx.send(event.clone()).await.is_ok(),
-                FullQueuePolicy::Drop => match tx.try_send(event.clone()) {
+                FullQueuePolicy::Block => tx.send(item()).await.is_ok(),
+                FullQueuePolicy::Drop => match tx.try_send(item()) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         slot.dropped.inc();
@@ -393,7 +443,6 @@ impl Dispatcher {
                 slot.pending.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        Ok(())
     }
 
     fn warn_dropped(&self, slot: &Slot) {
@@ -419,6 +468,10 @@ impl EventHandler for Dispatcher {
     async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
         self.dispatch(event).await
     }
+
+    async fn on_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
+        self.dispatch_log(record).await
+    }
 }
 
 /// Closes a worker's lanes, waits for them to drain, and shuts it down.
@@ -437,7 +490,7 @@ async fn drain(slot: &Slot) {
 const IDLE_RETRY: Duration = Duration::from_millis(500);
 
 /// One lane: handles its events in order, tells the worker when it is idle.
-async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<MatchedEvent>) {
+async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Item>) {
     let metrics = &inner.metrics;
     let handled = DispatchMetrics::worker(&metrics.handled, &slot.name);
     let errors = DispatchMetrics::worker(&metrics.errors, &slot.name);
@@ -471,15 +524,20 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Mat
             continue;
         }
         handled.inc();
-        let result = AssertUnwindSafe(slot.worker.handle(&event))
-            .catch_unwind()
-            .await;
+        let result = match &event {
+            Item::Event(e) => AssertUnwindSafe(slot.worker.handle(e)).catch_unwind().await,
+            Item::Log(r) => {
+                AssertUnwindSafe(slot.worker.handle_log(r))
+                    .catch_unwind()
+                    .await
+            }
+        };
         let panic = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) if e.is_panic() => Some(e.to_string()),
             Ok(Err(e)) => {
                 errors.inc();
-                tracing::warn!(worker = %slot.name, key = %event.key(), gvr = %event.gvr(), "worker failed: {e}");
+                tracing::warn!(worker = %slot.name, record = %event, "worker failed: {e}");
                 None
             }
             Err(payload) => Some(panic_message(payload.as_ref())),
@@ -490,7 +548,7 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Mat
             Some(message) => {
                 panics.inc();
                 let n = slot.consecutive_panics.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(worker = %slot.name, key = %event.key(), gvr = %event.gvr(), "worker panicked: {message}");
+                tracing::error!(worker = %slot.name, record = %event, "worker panicked: {message}");
                 if n >= inner.options.quarantine_after
                     && !slot.quarantined.swap(true, Ordering::SeqCst)
                 {
@@ -504,6 +562,15 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Mat
                     );
                 }
             }
+        }
+    }
+}
+
+impl std::fmt::Display for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Event(e) => write!(f, "{} {}", e.gvr(), e.key()),
+            Item::Log(r) => write!(f, "log {}", r.source()),
         }
     }
 }

@@ -1,10 +1,10 @@
-//! The two serialised forms of an event: the plugin envelope (ABI v1) and
-//! the JSON lines record of the output contract. Both are written straight
+//! The serialised forms of records: the plugin envelopes (ABI v1) of an
+//! event and of a log line, and the JSON lines record of the output contract. Both are written straight
 //! from the event with borrowed fields, without an intermediate `Value`.
 
 use std::collections::BTreeMap;
 
-use faro_core::MatchedEvent;
+use faro_core::{LogRecord, MatchedEvent};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -91,4 +91,17 @@ pub fn json_line(event: &MatchedEvent, out: &mut Vec<u8>) {
     if serde_json::to_writer(&mut *out, &line).is_ok() {
         out.push(b'\n');
     }
+}
+
+/// The plugin envelope of a container log line: the container-logs record
+/// with the envelope version first,
+/// `{"v":1,"kind":"log","timestamp",…,"line"}`. Plugins tell it from an
+/// event envelope by `"kind"`, which event envelopes do not have.
+pub fn log_envelope(record: &LogRecord) -> Vec<u8> {
+    let mut line = Vec::with_capacity(256);
+    record.write_json(&mut line);
+    let mut out = format!("{{\"v\":{},", faro_plugin_abi::ENVELOPE_VERSION).into_bytes();
+    let body = line.strip_prefix(b"{").unwrap_or(&line);
+    out.extend_from_slice(body.strip_suffix(b"\n").unwrap_or(body));
+    out
 }

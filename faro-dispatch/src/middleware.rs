@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use faro_core::{DynamicObject, MatchedEvent};
+use faro_core::{DynamicObject, LogRecord, MatchedEvent};
 use serde_json::Value;
 
 /// Mutates or suppresses events before the workers.
@@ -15,6 +15,11 @@ pub trait Middleware: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// The event to hand on, or `None` to suppress it.
     fn apply(&self, event: MatchedEvent) -> Option<MatchedEvent>;
+
+    /// The log line to hand on, or `None` to suppress it. By default, unchanged.
+    fn apply_log(&self, record: LogRecord) -> Option<LogRecord> {
+        Some(record)
+    }
 }
 
 /// Removes `metadata.managedFields`, which is large and of no use downstream.

@@ -14,12 +14,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use faro_core::{Gvr, MatchedEvent};
+use faro_core::{Gvr, LogRecord, MatchedEvent};
 use faro_plugin_abi as abi;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::envelope::envelope;
+use crate::envelope::{envelope, log_envelope};
 use crate::worker::{Handles, ResourceWorker, WorkerError};
 
 /// Why a plugin was refused. Every message is one line naming the file.
@@ -105,6 +105,15 @@ pub struct PluginManifest {
     pub version: String,
     /// GVRs, or `["*"]` for all.
     pub gvrs: Vec<String>,
+    /// The record kinds it receives: `events` (resource events) and `logs`
+    /// (container log lines). Absent: `["events"]`, as every ABI 1 plugin
+    /// written before log lines existed.
+    #[serde(default = "events_only")]
+    pub records: Vec<String>,
+}
+
+fn events_only() -> Vec<String> {
+    vec!["events".to_owned()]
 }
 
 impl PluginManifest {
@@ -125,10 +134,21 @@ impl PluginManifest {
         if manifest.version.is_empty() {
             return Err("version is empty; expected one such as 1.0.0".to_owned());
         }
-        if manifest.gvrs.is_empty() {
+        if let Some(other) = manifest
+            .records
+            .iter()
+            .find(|r| !matches!(r.as_str(), "events" | "logs"))
+        {
+            return Err(format!(
+                "records has {other:?}; expected events and/or logs"
+            ));
+        }
+        if manifest.gvrs.is_empty() && manifest.wants_events() {
             return Err("gvrs is empty; expected GVRs such as v1/pods, or \"*\"".to_owned());
         }
-        let handles = if manifest.gvrs.iter().any(|g| g == "*") {
+        let handles = if !manifest.wants_events() {
+            Handles::Only(Vec::new())
+        } else if manifest.gvrs.iter().any(|g| g == "*") {
             Handles::All
         } else {
             Handles::Only(
@@ -140,6 +160,16 @@ impl PluginManifest {
             )
         };
         Ok((manifest, handles))
+    }
+
+    /// Whether it receives resource events.
+    pub fn wants_events(&self) -> bool {
+        self.records.iter().any(|r| r == "events")
+    }
+
+    /// Whether it receives container log lines.
+    pub fn wants_logs(&self) -> bool {
+        self.records.iter().any(|r| r == "logs")
     }
 }
 
@@ -543,6 +573,15 @@ impl ResourceWorker for PluginWorker {
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
         // Serialised once per event, whatever the number of plugins.
         let bytes = event.serialized(envelope);
+        self.call(|reply| Job::Event(bytes, reply)).await
+    }
+
+    fn wants_logs(&self) -> bool {
+        self.manifest.wants_logs()
+    }
+
+    async fn handle_log(&self, record: &LogRecord) -> Result<(), WorkerError> {
+        let bytes = record.serialized(log_envelope);
         self.call(|reply| Job::Event(bytes, reply)).await
     }
 

@@ -1,5 +1,6 @@
-//! The built-in sinks: the JSON lines event file of the output contract and
-//! a human-readable text log. Both are resource workers for every GVR.
+//! The built-in sinks: the JSON lines event file of the output contract, a
+//! human-readable text log (both resource workers for every GVR), and the
+//! container-logs file of log lines.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -8,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use faro_core::{EventType, MatchedEvent};
+use faro_core::{EventType, LogRecord, MatchedEvent};
 
 use crate::envelope::json_line;
 use crate::worker::{Handles, ResourceWorker, WorkerError};
@@ -127,11 +128,12 @@ impl LineFile {
         }
     }
 
-    /// Buffers one line for `event` (written by `write`), flushing when due.
-    async fn push(&self, event: &MatchedEvent, write: impl FnOnce(&mut Vec<u8>)) {
+    /// Buffers one line (written by `write`) counted under `index`,
+    /// flushing when due.
+    async fn push(&self, index: usize, write: impl FnOnce(&mut Vec<u8>)) {
         let stuck = self.with(|b| {
             write(&mut b.buffer);
-            b.buffered[index_of(event)] += 1;
+            b.buffered[index] += 1;
             if b.last_flush.elapsed() >= FLUSH_INTERVAL {
                 // A failure is reported once by `flush_now`, not per event.
                 let _ = self.flush_now(b);
@@ -241,7 +243,106 @@ impl ResourceWorker for JsonLinesSink {
     }
 
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
-        self.file.push(event, |buf| json_line(event, buf)).await;
+        self.file
+            .push(index_of(event), |buf| json_line(event, buf))
+            .await;
+        Ok(())
+    }
+
+    async fn idle(&self) {
+        self.file.idle();
+    }
+
+    fn unfinished(&self) -> bool {
+        self.file.unfinished()
+    }
+
+    async fn shutdown(&self) -> Result<(), WorkerError> {
+        self.file.shutdown()
+    }
+}
+
+/// `<output_dir>/logs/container-logs-YYYYMMDD-HHMMSS.json`: one JSON record
+/// per container log line (`{"kind":"log",…}`), written like the event file
+/// (whole lines, buffered, flushed when the queue goes idle). It takes no
+/// resource events. Register it with lanes as you like: one container's
+/// lines always share a lane, so they keep their order.
+pub struct ContainerLogsSink {
+    file: LineFile,
+}
+
+impl std::fmt::Debug for ContainerLogsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerLogsSink")
+            .field("path", &self.file.path)
+            .finish()
+    }
+}
+
+impl ContainerLogsSink {
+    /// The worker name.
+    pub const NAME: &'static str = "container-logs";
+
+    /// Creates `<output_dir>/logs/` and a new file named after the current time.
+    pub fn create(output_dir: &Path) -> io::Result<Self> {
+        let logs = output_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+        let path = logs.join(format!(
+            "container-logs-{}.json",
+            now.strftime("%Y%m%d-%H%M%S")
+        ));
+        Self::at(path)
+    }
+
+    /// Appends to the file at `path`, creating it.
+    pub fn at(path: PathBuf) -> io::Result<Self> {
+        Ok(Self {
+            file: LineFile::open(path)?,
+        })
+    }
+
+    /// Lines in the file so far.
+    pub fn written(&self) -> u64 {
+        self.file.written[0].load(Ordering::Relaxed)
+    }
+
+    /// Where the lines go.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// False while writing the file fails (a full disk); lines wait in memory.
+    pub fn healthy(&self) -> bool {
+        self.file.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Write attempts that failed so far.
+    pub fn write_failures(&self) -> u64 {
+        self.file.failures.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl ResourceWorker for ContainerLogsSink {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn handles(&self) -> Handles {
+        Handles::Only(Vec::new())
+    }
+
+    async fn handle(&self, _event: &MatchedEvent) -> Result<(), WorkerError> {
+        Ok(())
+    }
+
+    fn wants_logs(&self) -> bool {
+        true
+    }
+
+    async fn handle_log(&self, record: &LogRecord) -> Result<(), WorkerError> {
+        self.file.push(0, |buf| record.write_json(buf)).await;
         Ok(())
     }
 
@@ -337,7 +438,7 @@ impl ResourceWorker for TextLogSink {
         let line = Self::line(event);
         match &self.out {
             TextOut::File(file) => {
-                file.push(event, |buf| {
+                file.push(index_of(event), |buf| {
                     buf.extend_from_slice(line.as_bytes());
                     buf.push(b'\n');
                 })

@@ -1,7 +1,7 @@
 //! What a resource worker is: the trait every consumer of matched events
 //! implements, linked in or loaded as a plugin.
 
-use faro_core::{Gvr, MatchedEvent};
+use faro_core::{Gvr, LogRecord, MatchedEvent};
 
 /// Which GVRs a worker handles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,8 @@ impl WorkerError {
     }
 }
 
-/// A consumer of matched events for some GVRs.
+/// A consumer of matched events for some GVRs, and of container log lines
+/// when it asks for them.
 ///
 /// The dispatcher calls `handle` for one object's events one at a time, in
 /// order; events of different objects may be handled concurrently (one
@@ -58,6 +59,19 @@ pub trait ResourceWorker: Send + Sync + 'static {
 
     /// Handles one event.
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError>;
+
+    /// Whether it wants container log lines (`handle_log`). Read once, when
+    /// the worker is registered.
+    fn wants_logs(&self) -> bool {
+        false
+    }
+
+    /// Handles one container log line; lines of one container arrive in
+    /// order, in one lane.
+    async fn handle_log(&self, record: &LogRecord) -> Result<(), WorkerError> {
+        let _ = record;
+        Ok(())
+    }
 
     /// Called when a lane of this worker has nothing queued: a good moment
     /// to flush buffers.

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use faro_core::EventType;
-use faro_dispatch::{PluginManifest, envelope};
+use faro_dispatch::{PluginManifest, envelope, log_envelope};
 use faro_plugin_abi as abi;
 use serde_json::json;
 
-use crate::event_with;
+use crate::{event_with, log_line};
 
 fn golden(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -77,6 +77,69 @@ fn the_manifest_format_is_v1() {
     assert_eq!(
         PluginManifest::parse(r#"{"name":"Bad Name","version":"1","gvrs":["*"]}"#).unwrap_err(),
         "name \"Bad Name\" is not a plugin name; expected lowercase letters, digits and '-'"
+    );
+}
+
+#[test]
+fn the_log_envelope_is_byte_for_byte_v1_and_the_sdk_reads_it() {
+    let record = faro_core::LogRecord::new(
+        log_line("app", "x").source().clone(),
+        2,
+        "2026-12-01T10:00:00.123456789Z",
+        "GET /healthz 200 \"ok\"",
+    )
+    .observed_at(jiff::Timestamp::from_second(1_800_000_000).unwrap())
+    .previous(true)
+    .build();
+    let text = String::from_utf8(log_envelope(&record)).unwrap();
+    assert_eq!(text, golden("envelope-log-v1.json"));
+    let line: faro_plugin_sdk::LogLine = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (
+            line.v,
+            line.namespace.as_str(),
+            line.pod.as_str(),
+            line.container.as_str(),
+            line.container_type.as_str(),
+            line.restart_count,
+            line.previous,
+            line.truncated,
+            line.line.as_str()
+        ),
+        (
+            abi::ENVELOPE_VERSION,
+            "shop",
+            "web-1",
+            "app",
+            "regular",
+            2,
+            true,
+            false,
+            "GET /healthz 200 \"ok\""
+        )
+    );
+}
+
+#[test]
+fn a_manifest_without_records_gets_events_only_and_one_with_logs_gets_both() {
+    let (old, _) = PluginManifest::parse(&golden("manifest-v1.json")).unwrap();
+    assert!(old.wants_events() && !old.wants_logs());
+    let manifest = faro_plugin_sdk::Manifest::new("tail", "1.0.0", ["v1/pods"]).with_logs();
+    let text = serde_json::to_string(&manifest).unwrap();
+    assert_eq!(text, golden("manifest-logs-v1.json"));
+    let (parsed, _) = PluginManifest::parse(&text).unwrap();
+    assert!(parsed.wants_events() && parsed.wants_logs());
+    let logs_only = serde_json::to_string(
+        &faro_plugin_sdk::Manifest::new("tail", "1.0.0", Vec::<String>::new()).logs_only(),
+    )
+    .unwrap();
+    let (parsed, handles) = PluginManifest::parse(&logs_only).unwrap();
+    assert!(!parsed.wants_events() && parsed.wants_logs());
+    assert_eq!(handles, faro_dispatch::Handles::Only(Vec::new()));
+    assert_eq!(
+        PluginManifest::parse(r#"{"name":"x","version":"1","gvrs":["*"],"records":["metrics"]}"#)
+            .unwrap_err(),
+        "records has \"metrics\"; expected events and/or logs"
     );
 }
 

@@ -47,6 +47,20 @@ pub fn event_with(
         .build()
 }
 
+/// A log line of `shop/web-1 app` (instance 2) at a fixed time.
+pub fn log_line(container: &str, line: &str) -> faro_core::LogRecord {
+    let source = Arc::new(faro_core::ContainerRef {
+        namespace: Arc::from("shop"),
+        pod: Arc::from("web-1"),
+        pod_uid: Arc::from("uid-web-1"),
+        container: Arc::from(container),
+        container_type: faro_core::ContainerType::Regular,
+    });
+    faro_core::LogRecord::new(source, 2, "2026-12-01T10:00:00.123456789Z", line)
+        .observed_at(jiff::Timestamp::from_second(1_800_000_000).unwrap())
+        .build()
+}
+
 /// A minimal event.
 pub fn event(gvr: &str, ns: &str, name: &str, rv: u64) -> MatchedEvent {
     event_with(

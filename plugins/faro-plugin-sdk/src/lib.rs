@@ -24,6 +24,9 @@
 //! export_plugin!(Counter);
 //! ```
 //!
+//! A plugin that also wants container log lines says so in its manifest
+//! (`Manifest::new(…).with_logs()`) and implements [`Plugin::on_log`].
+//!
 //! Every entry point is wrapped in `catch_unwind`: a panic becomes the
 //! `STATUS_PANICKED` code and never unwinds into the host. The host calls a
 //! plugin from one thread at a time, in event order.
@@ -44,6 +47,10 @@ pub struct Manifest {
     pub version: String,
     /// GVRs it handles, such as `v1/pods`; `*` for all.
     pub gvrs: Vec<String>,
+    /// The record kinds it receives: `events` and/or `logs`. Empty (left
+    /// out of the manifest): resource events only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<String>,
 }
 
 impl Manifest {
@@ -57,7 +64,22 @@ impl Manifest {
             name: name.to_owned(),
             version: version.to_owned(),
             gvrs: gvrs.into_iter().map(Into::into).collect(),
+            records: Vec::new(),
         }
+    }
+
+    /// Also receive container log lines ([`Plugin::on_log`]).
+    #[must_use]
+    pub fn with_logs(mut self) -> Self {
+        self.records = vec!["events".to_owned(), "logs".to_owned()];
+        self
+    }
+
+    /// Receive container log lines only, no resource events.
+    #[must_use]
+    pub fn logs_only(mut self) -> Self {
+        self.records = vec!["logs".to_owned()];
+        self
     }
 }
 
@@ -88,6 +110,39 @@ pub struct Event {
     pub workload: Option<String>,
     /// The object as it was in this event.
     pub object: serde_json::Value,
+}
+
+/// One container log line, decoded from the host's log envelope
+/// (`"kind":"log"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    /// Envelope version.
+    pub v: u32,
+    /// When the kubelet received the line, RFC 3339 with nanoseconds.
+    pub timestamp: String,
+    /// When Faro read it.
+    pub observed: String,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The pod's uid.
+    pub pod_uid: String,
+    /// The container's name.
+    pub container: String,
+    /// `init`, `regular`, `sidecar` or `ephemeral`.
+    pub container_type: String,
+    /// The container instance.
+    pub restart_count: u32,
+    /// Read from a terminated instance.
+    #[serde(default)]
+    pub previous: bool,
+    /// Cut at the configured length.
+    #[serde(default)]
+    pub truncated: bool,
+    /// The line, without its newline.
+    pub line: String,
 }
 
 /// The host's services, lent for the plugin's whole life.
@@ -149,6 +204,11 @@ pub trait Plugin: Sized + Send + 'static {
     fn init(config: serde_json::Value, host: Host) -> Result<Self, String>;
     /// Handles one event.
     fn on_event(&mut self, event: &Event) -> Result<(), String>;
+    /// Handles one container log line, when the manifest asks for logs.
+    fn on_log(&mut self, line: &LogLine) -> Result<(), String> {
+        let _ = line;
+        Ok(())
+    }
     /// Flushes what it holds; no event follows.
     fn shutdown(&mut self) -> Result<(), String> {
         Ok(())
@@ -313,12 +373,21 @@ pub mod __private {
                 .ok_or((abi::STATUS_INVALID_ARGUMENT, "no instance".to_owned()))?;
             // SAFETY: the envelope is lent for this call.
             let text = unsafe { text(envelope) }.map_err(|e| (abi::STATUS_INVALID_ARGUMENT, e))?;
-            let event: Event = serde_json::from_str(text)
-                .map_err(|e| (abi::STATUS_INVALID_ARGUMENT, format!("envelope: {e}")))?;
-            state
-                .plugin
-                .on_event(&event)
-                .map_err(|e| (abi::STATUS_FAILED, e))
+            let bad = |e: serde_json::Error| (abi::STATUS_INVALID_ARGUMENT, format!("envelope: {e}"));
+            #[derive(Deserialize)]
+            struct Kind<'a> {
+                #[serde(default, borrow)]
+                kind: Option<&'a str>,
+            }
+            let kind: Kind<'_> = serde_json::from_str(text).map_err(bad)?;
+            let result = if kind.kind == Some("log") {
+                let line: LogLine = serde_json::from_str(text).map_err(bad)?;
+                state.plugin.on_log(&line)
+            } else {
+                let event: Event = serde_json::from_str(text).map_err(bad)?;
+                state.plugin.on_event(&event)
+            };
+            result.map_err(|e| (abi::STATUS_FAILED, e))
         }));
         finish(result, error)
     }
