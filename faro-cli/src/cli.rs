@@ -79,8 +79,44 @@ pub enum Command {
     Run,
     /// Watch resources without a configuration file; JSON lines on stdout.
     Watch(WatchArgs),
+    /// Follow container logs without a configuration file.
+    Logs(LogsArgs),
     /// Serve the simulated cluster alone, for kubectl.
     Sim(SimArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Regular expression on the pod name; default: every pod.
+    #[arg(value_name = "POD_REGEX")]
+    pub pod: Option<String>,
+    /// Namespaces (repeatable); default: the kubeconfig's namespace.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
+    /// Label selector on pods, sent to the server.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Regular expression on the container name.
+    #[arg(short = 'c', long = "container", value_name = "CONTAINER_REGEX")]
+    pub container: Option<String>,
+    /// Where to start: start (every line the kubelet has), now, or a duration such as 10m.
+    #[arg(long, value_name = "start|now|DURATION")]
+    pub since: Option<String>,
+    /// Print each restarted container's previous instance, then exit.
+    #[arg(long)]
+    pub previous: bool,
+    /// Print what is there, then exit.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Log streams open at once (default 1000); the others wait their turn.
+    #[arg(long, value_name = "N")]
+    pub max_streams: Option<usize>,
+    /// Line format; default: text on a terminal, JSON otherwise.
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Output>,
 }
 
 #[derive(Args, Debug)]

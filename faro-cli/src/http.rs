@@ -183,33 +183,54 @@ pub fn register_process(registry: &mut Registry) {
 
 /// The events file's health and failed writes, read at each scrape.
 #[derive(Debug)]
-pub struct SinkCollector(pub Arc<JsonLinesSink>);
+pub struct SinkCollector(pub Vec<(&'static str, Arc<dyn SinkHealth>)>);
+
+/// What a file sink reports about its disk.
+pub trait SinkHealth: Send + Sync + std::fmt::Debug {
+    fn healthy(&self) -> bool;
+    fn write_failures(&self) -> u64;
+}
+
+impl SinkHealth for JsonLinesSink {
+    fn healthy(&self) -> bool {
+        JsonLinesSink::healthy(self)
+    }
+    fn write_failures(&self) -> u64 {
+        JsonLinesSink::write_failures(self)
+    }
+}
+
+impl SinkHealth for faro_dispatch::ContainerLogsSink {
+    fn healthy(&self) -> bool {
+        faro_dispatch::ContainerLogsSink::healthy(self)
+    }
+    fn write_failures(&self) -> u64 {
+        faro_dispatch::ContainerLogsSink::write_failures(self)
+    }
+}
 
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let labels = [("sink", JsonLinesSink::NAME)];
-        let healthy = ConstGauge::new(i64::from(self.0.healthy()));
-        healthy.encode(
-            encoder
-                .encode_descriptor(
-                    "faro_sink_healthy",
-                    "1 while the sink writes, 0 while writing fails",
-                    None,
-                    healthy.metric_type(),
-                )?
-                .encode_family(&labels)?,
+        let mut family = encoder.encode_descriptor(
+            "faro_sink_healthy",
+            "1 while the sink writes, 0 while writing fails",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
         )?;
-        let failures = ConstCounter::new(self.0.write_failures());
-        failures.encode(
-            encoder
-                .encode_descriptor(
-                    "faro_sink_write_failures",
-                    "Writes the sink could not make (each attempt)",
-                    None,
-                    failures.metric_type(),
-                )?
-                .encode_family(&labels)?,
+        for (name, sink) in &self.0 {
+            ConstGauge::new(i64::from(sink.healthy()))
+                .encode(family.encode_family(&[("sink", *name)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "faro_sink_write_failures",
+            "Writes the sink could not make (each attempt)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
         )?;
+        for (name, sink) in &self.0 {
+            ConstCounter::new(sink.write_failures())
+                .encode(family.encode_family(&[("sink", *name)])?)?;
+        }
         Ok(())
     }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use faro_core::Config;
 use faro_core::config::{LogLevel, Overrides};
-use faro_dispatch::{Dispatcher, DispatcherOptions, JsonLinesSink, TextLogSink};
+use faro_dispatch::{
+    ContainerLogsSink, Dispatcher, DispatcherOptions, JsonLinesSink, TextLogSink,
+};
 use faro_watch::{Controller, InformerState, Resolution};
 use kube::api::ListParams;
 use prometheus_client::registry::Registry;
@@ -117,6 +119,7 @@ pub struct Session {
     pub controller: Controller,
     pub dispatcher: Dispatcher,
     pub json: Option<Arc<JsonLinesSink>>,
+    pub container_logs: Option<Arc<ContainerLogsSink>>,
     pub log_file: PathBuf,
     pub metrics_url: Option<String>,
     pub ready: Arc<AtomicBool>,
@@ -152,6 +155,19 @@ impl Session {
         } else {
             None
         };
+        let container_logs = if config.logs.is_some() {
+            let sink = Arc::new(ContainerLogsSink::create(&config.output_dir).map_err(|e| {
+                Failure::Runtime(format!("output_dir {}: {e}", config.output_dir.display()))
+            })?);
+            // Lines of one container share a lane, so several lanes keep each
+            // container's order.
+            dispatcher
+                .register_arc(sink.clone())
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            Some(sink)
+        } else {
+            None
+        };
         let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
         let log_file = logs.join(format!("faro-{}.log", now.strftime("%Y%m%d-%H%M%S")));
         let text_log = TextLogSink::at(log_file.clone())
@@ -181,9 +197,14 @@ impl Session {
                 dispatcher.register_metrics(&mut registry);
                 http::register_process(&mut registry);
                 registry.register_collector(Box::new(http::QueueCollector(dispatcher.clone())));
+                let mut sinks: Vec<(&'static str, Arc<dyn http::SinkHealth>)> = Vec::new();
                 if let Some(sink) = &json {
-                    registry.register_collector(Box::new(http::SinkCollector(sink.clone())));
+                    sinks.push((JsonLinesSink::NAME, sink.clone()));
                 }
+                if let Some(sink) = &container_logs {
+                    sinks.push((ContainerLogsSink::NAME, sink.clone()));
+                }
+                registry.register_collector(Box::new(http::SinkCollector(sinks)));
                 let bound = http::serve(
                     addr,
                     registry,
@@ -201,6 +222,7 @@ impl Session {
             controller,
             dispatcher,
             json,
+            container_logs,
             log_file,
             metrics_url,
             ready,
@@ -244,6 +266,7 @@ impl Session {
             added,
             updated,
             deleted,
+            log_lines: self.container_logs.as_ref().map(|c| c.written()),
             dropped: self.dispatcher.dropped_total(),
             run_seconds: self.started.elapsed().as_secs_f64(),
         }
@@ -270,20 +293,25 @@ pub struct Summary {
     pub added: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Lines in the container-logs file, when logs are followed.
+    pub log_lines: Option<u64>,
     pub dropped: u64,
     pub run_seconds: f64,
 }
 
 impl Summary {
     pub fn json(&self) -> String {
-        serde_json::json!({
+        let mut out = serde_json::json!({
             "added": self.added,
             "updated": self.updated,
             "deleted": self.deleted,
             "dropped": self.dropped,
             "runSeconds": (self.run_seconds * 10.0).round() / 10.0,
-        })
-        .to_string()
+        });
+        if let Some(n) = self.log_lines {
+            out["logLines"] = n.into();
+        }
+        out.to_string()
     }
 }
 
@@ -332,6 +360,9 @@ pub async fn run(common: &Common, config: Config) -> Result<(), Failure> {
     }
     if let Some(json) = &session.json {
         println!("FARO_JSON_FILE: {}", json.path().display());
+    }
+    if let Some(logs) = &session.container_logs {
+        println!("FARO_CONTAINER_LOGS_FILE: {}", logs.path().display());
     }
     println!("FARO_LOG_FILE: {}", session.log_file.display());
     let stats = tokio::spawn(crate::stats::every(

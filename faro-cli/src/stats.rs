@@ -1,5 +1,6 @@
 //! The periodic runtime statistics line: events per minute by type,
-//! informers by state, tracked objects, queue depths, dropped events, RSS.
+//! informers by state, tracked objects, queue depths, dropped events, log
+//! streams open and waiting, RSS.
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub async fn every(interval: Duration, controller: Controller, dispatcher: Dispa
         let count = |s: InformerState| infos.iter().filter(|i| i.state == s).count();
         let tracked: usize = infos.iter().map(|i| i.tracked_objects).sum();
         let queued: usize = dispatcher.queue_depths().iter().map(|(_, d)| d).sum();
+        let streams = controller.log_streams().unwrap_or_default();
         tracing::info!(
             added_per_min = per_minute(0),
             updated_per_min = per_minute(1),
@@ -47,6 +49,8 @@ pub async fn every(interval: Duration, controller: Controller, dispatcher: Dispa
             tracked,
             queued,
             dropped = dispatcher.dropped_total(),
+            log_streams_open = streams.open,
+            log_streams_waiting = streams.waiting,
             rss_bytes = crate::http::resident_bytes(),
             "stats"
         );

@@ -134,7 +134,7 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
 
 /// Resolves when stdout is a pipe whose reader has gone, even while no
 /// event is being written; never on a terminal or a file.
-async fn stdout_closed() {
+pub async fn stdout_closed() {
     use std::os::fd::AsFd;
     use tokio::io::Interest;
     use tokio::io::unix::AsyncFd;

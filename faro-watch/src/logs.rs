@@ -480,8 +480,8 @@ impl Follower {
             return false;
         }
         if !previous && !view.running && !view.ended {
-            // Not started yet: wait for it, unless the pod is gone.
-            return !view.pod_gone;
+            // Not started: nothing to read once.
+            return false;
         }
         let instance = if previous {
             view.restart_count - 1
