@@ -92,7 +92,12 @@ fn colour_of(record: &LogRecord) -> u8 {
     const COLOURS: [u8; 12] = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
     let s = record.source();
     let mut h: u32 = 2_166_136_261;
-    for b in s.namespace.bytes().chain(s.pod.bytes()).chain(s.container.bytes()) {
+    for b in s
+        .namespace
+        .bytes()
+        .chain(s.pod.bytes())
+        .chain(s.container.bytes())
+    {
         h = (h ^ u32::from(b)).wrapping_mul(16_777_619);
     }
     COLOURS[(h % 12) as usize]

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use faro_core::Config;
 use faro_core::config::{LogLevel, Overrides};
-use faro_dispatch::{
-    ContainerLogsSink, Dispatcher, DispatcherOptions, JsonLinesSink, TextLogSink,
-};
+use faro_dispatch::{ContainerLogsSink, Dispatcher, DispatcherOptions, JsonLinesSink, TextLogSink};
 use faro_watch::{Controller, InformerState, Resolution};
 use kube::api::ListParams;
 use prometheus_client::registry::Registry;

@@ -164,7 +164,7 @@ async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let verb = verb_of(&parts.method, &segments, &params);
-    if let Some(fault) = shared.take_fault(verb, &user_agent) {
+    if let Some(fault) = shared.take_fault(verb, &user_agent, &path) {
         match fault {
             FaultAction::Fail(e) => return e.into_response(),
             FaultAction::Reset => {

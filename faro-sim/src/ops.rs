@@ -568,8 +568,15 @@ pub(crate) fn update(
         let finalizers_done = new["metadata"]["finalizers"]
             .as_array()
             .is_none_or(Vec::is_empty);
+        // As the API server's ShouldDeleteDuringUpdate: a deleting object
+        // goes when its last finalizer does, unless a grace period still
+        // runs (a pod being stopped by its kubelet).
+        let grace_running = new["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .is_some_and(|g| g > 0);
         if new["metadata"].get("deletionTimestamp").is_some()
             && finalizers_done
+            && !grace_running
             && def.plural != "namespaces"
         {
             store

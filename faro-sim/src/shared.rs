@@ -32,6 +32,8 @@ pub struct ErrorFault {
     pub verbs: Vec<String>,
     /// Only requests whose User-Agent contains this text.
     pub user_agent: Option<String>,
+    /// Only requests whose path contains this text (`/log` for pod logs).
+    pub path_contains: Option<String>,
 }
 
 /// What an injected fault does to one request.
@@ -237,8 +239,8 @@ impl Shared {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The fault for a request with `verb` from `user_agent`, if one is armed.
-    pub fn take_fault(&self, verb: &str, user_agent: &str) -> Option<FaultAction> {
+    /// The fault for a request with `verb` from `user_agent` to `path`, if one is armed.
+    pub fn take_fault(&self, verb: &str, user_agent: &str, path: &str) -> Option<FaultAction> {
         let mut faults = self.faults();
         let fault = faults.errors.as_mut()?;
         if fault.count == 0 {
@@ -250,6 +252,11 @@ impl Shared {
         }
         if let Some(ua) = &fault.user_agent
             && !user_agent.contains(ua.as_str())
+        {
+            return None;
+        }
+        if let Some(part) = &fault.path_contains
+            && !path.contains(part.as_str())
         {
             return None;
         }

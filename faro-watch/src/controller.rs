@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use faro_core::DynamicObject;
-use faro_core::config::normalise;
 use faro_core::config::NamespaceSelection;
+use faro_core::config::normalise;
 use faro_core::{
     Config, EventHandler, EventType, Gvr, LogsConfig, ResourceRule, Scope, WatchSpec,
     WorkloadConfig,

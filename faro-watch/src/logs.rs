@@ -74,6 +74,9 @@ pub struct LogStreamCounts {
     pub containers: usize,
 }
 
+/// How long a yielded turn waits before it passes on.
+const HANDOVER: Duration = Duration::from_millis(100);
+
 /// What one container's task needs to know about its container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct ContainerView {
@@ -305,7 +308,8 @@ impl Position {
         // The log endpoint's `sinceTime` is whole seconds (the API server
         // passes it on in RFC 3339 without fractions): ask from the second
         // the last line was in, and skip what was delivered.
-        self.at.and_then(|t| jiff::Timestamp::from_second(t.as_second()).ok())
+        self.at
+            .and_then(|t| jiff::Timestamp::from_second(t.as_second()).ok())
     }
 }
 
@@ -589,6 +593,12 @@ impl Follower {
         // Lines read after the instance ended come from a terminated container.
         let dead = previous || !follow;
         let end = self.consume(reader, dead, follow).await;
+        if let ReadEnd::Yielded = end {
+            // The stream is closed from this side; the turn passes on once
+            // the server has had a moment to see it go, so that the server
+            // never holds more than `max_streams` of ours.
+            tokio::time::sleep(HANDOVER).await;
+        }
         drop(permit);
         end
     }
@@ -604,7 +614,8 @@ impl Follower {
         let mut reader = std::pin::pin!(reader);
         let mut line = Vec::with_capacity(256);
         let mut to_skip = self.pos.at_last.clone();
-        let slice = ctx.options.time_slice;
+        // Turns of different streams end at different times.
+        let slice = ctx.options.time_slice.mul_f64(1.0 + fastrand::f64() / 2.0);
         let turn = tokio::time::sleep(slice);
         let mut turn = std::pin::pin!(turn);
         let mut stop = ctx.env.stop.subscribe();
@@ -768,10 +779,7 @@ async fn read_line<R: AsyncBufRead + Unpin + ?Sized>(
 
 /// Cuts the text after the timestamp to `max` bytes, on a character boundary.
 fn cut(line: &mut Vec<u8>, max: usize) {
-    let start = line
-        .iter()
-        .position(|b| *b == b' ')
-        .map_or(0, |i| i + 1);
+    let start = line.iter().position(|b| *b == b' ').map_or(0, |i| i + 1);
     let mut end = (start + max).min(line.len());
     while end > start && (line[end] & 0xC0) == 0x80 {
         end -= 1;
@@ -851,7 +859,8 @@ impl Budget {
             let at = match s.queue.iter().position(|(n, _)| *n == source.namespace) {
                 Some(i) => i,
                 None => {
-                    s.queue.push_back((source.namespace.clone(), VecDeque::new()));
+                    s.queue
+                        .push_back((source.namespace.clone(), VecDeque::new()));
                     s.queue.len() - 1
                 }
             };

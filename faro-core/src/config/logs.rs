@@ -103,12 +103,17 @@ impl LogsConfig {
     /// is applied by the server).
     pub fn pod_matches(&self, namespace: &str, name: &str) -> bool {
         self.namespace_matches(namespace)
-            && self.pod_name_pattern.as_ref().is_none_or(|p| p.is_match(name))
+            && self
+                .pod_name_pattern
+                .as_ref()
+                .is_none_or(|p| p.is_match(name))
     }
 
     /// Whether a container (by name) is followed.
     pub fn container_matches(&self, name: &str) -> bool {
-        self.container_pattern.as_ref().is_none_or(|p| p.is_match(name))
+        self.container_pattern
+            .as_ref()
+            .is_none_or(|p| p.is_match(name))
             && !self
                 .exclude_container_pattern
                 .as_ref()

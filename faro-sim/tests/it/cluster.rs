@@ -284,6 +284,43 @@ async fn a_deleted_pod_stops_gracefully_and_is_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminating_pod_stays_until_its_containers_said_their_last_words() {
+    let sim = living(10.0).await;
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "d", "namespace": "default", "annotations": {
+            "faro-sim.io/log-rate": "20", "faro-sim.io/shutdown-seconds": "5" } },
+        "spec": { "containers": [{ "name": "app", "image": "app:1" }] },
+    }))
+    .unwrap();
+    until(Duration::from_secs(10), "the pod running", || {
+        let p = sim.get("v1", "Pod", Some("default"), "d").ok()?;
+        (p["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    sim.delete("v1", "Pod", Some("default"), "d").unwrap();
+    // Shutting down takes 5 simulated seconds (0.5 s here); the kubelet's
+    // status writes meanwhile must not remove the pod.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let terminating = sim.get("v1", "Pod", Some("default"), "d").unwrap();
+    assert!(terminating["metadata"]["deletionTimestamp"].is_string());
+    until(Duration::from_secs(10), "the pod gone", || {
+        sim.get("v1", "Pod", Some("default"), "d")
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    let log = sim.log("default", "d", "app").unwrap();
+    assert_eq!(
+        log[log.len() - 2..],
+        [
+            "app: received SIGTERM, shutting down",
+            "app: shutdown complete"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_collection_follows_the_propagation_policy() {
     let sim = living(20.0).await;
     for name in ["bg", "fg", "orphan"] {

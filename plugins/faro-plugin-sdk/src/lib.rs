@@ -373,7 +373,8 @@ pub mod __private {
                 .ok_or((abi::STATUS_INVALID_ARGUMENT, "no instance".to_owned()))?;
             // SAFETY: the envelope is lent for this call.
             let text = unsafe { text(envelope) }.map_err(|e| (abi::STATUS_INVALID_ARGUMENT, e))?;
-            let bad = |e: serde_json::Error| (abi::STATUS_INVALID_ARGUMENT, format!("envelope: {e}"));
+            let bad =
+                |e: serde_json::Error| (abi::STATUS_INVALID_ARGUMENT, format!("envelope: {e}"));
             #[derive(Deserialize)]
             struct Kind<'a> {
                 #[serde(default, borrow)]
