@@ -5,6 +5,7 @@ mod config_shapes;
 mod dispatch_config;
 mod events;
 mod gvr;
+mod logs_config;
 mod precedence;
 mod workload;
 

@@ -355,3 +355,104 @@ async fn a_full_disk_never_gets_a_partial_line_and_loses_nothing() {
     let (a, u, d) = sink.written();
     assert_eq!(a + u + d, EVENTS);
 }
+
+/// Records the log lines it is given, per container.
+#[derive(Default)]
+struct LogWorker {
+    seen: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait]
+impl ResourceWorker for LogWorker {
+    fn name(&self) -> &str {
+        "log-worker"
+    }
+    fn handles(&self) -> Handles {
+        Handles::Only(Vec::new())
+    }
+    async fn handle(&self, _event: &MatchedEvent) -> Result<(), WorkerError> {
+        panic!("a logs-only worker got a resource event");
+    }
+    fn wants_logs(&self) -> bool {
+        true
+    }
+    async fn handle_log(&self, record: &faro_core::LogRecord) -> Result<(), WorkerError> {
+        // Uneven handling times shuffle lanes against each other.
+        if record.line().ends_with('7') {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.seen.lock().unwrap().push((
+            record.source().container.to_string(),
+            record.line().to_owned(),
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_reach_the_container_logs_file_and_log_workers_only_in_container_order() {
+    let out = TempDir::new();
+    let events = Arc::new(JsonLinesSink::create(out.path()).unwrap());
+    let logs = Arc::new(faro_dispatch::ContainerLogsSink::create(out.path()).unwrap());
+    let worker = Arc::new(LogWorker::default());
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    one_lane(&dispatcher, events.clone());
+    dispatcher.register_arc(logs.clone()).unwrap();
+    dispatcher.register_arc(worker.clone()).unwrap();
+    let containers: Vec<faro_core::LogRecord> = (0..6)
+        .map(|c| crate::log_line(&format!("c{c}"), "x"))
+        .collect();
+    for i in 0..200 {
+        for c in &containers {
+            let record = faro_core::LogRecord::new(
+                c.source().clone(),
+                0,
+                "2026-12-01T10:00:00Z",
+                format!("line {i}"),
+            )
+            .build();
+            dispatcher.on_log(&record).await.unwrap();
+        }
+    }
+    dispatcher
+        .on_matched(&event_with(
+            EventType::Added,
+            "v1/configmaps",
+            Some("default"),
+            "cm",
+            1,
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    dispatcher.shutdown().await;
+    assert_eq!(events.written(), (1, 0, 0), "the events file has events only");
+    assert_eq!(logs.written(), 1200);
+    let name = logs.path().file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("container-logs-") && name.ends_with(".json"),
+        "{name}"
+    );
+    let records = lines(logs.path());
+    assert_eq!(records.len(), 1200);
+    assert!(records.iter().all(|r| r["kind"] == "log" && r["pod"] == "web-1"));
+    for c in 0..6 {
+        let container = format!("c{c}");
+        let in_file: Vec<&str> = records
+            .iter()
+            .filter(|r| r["container"] == container.as_str())
+            .map(|r| r["line"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (0..200).map(|i| format!("line {i}")).collect();
+        assert_eq!(in_file, expected, "{container} in the file");
+        let seen: Vec<String> = worker
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| *k == container)
+            .map(|(_, l)| l.clone())
+            .collect();
+        assert_eq!(seen, expected, "{container} at the worker");
+    }
+}
