@@ -7,7 +7,7 @@ use faro_sim::ErrorFault;
 use crate::{FARO, TempDir, sim};
 
 /// Runs faro to its end; returns (exit code, stderr).
-async fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String) {
+pub async fn fails<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String) {
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         tokio::process::Command::new(FARO)

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod deploy;
+mod logs;
 mod run;
 mod watch;
 

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::{Faro, Kubectl, TempDir, records, shorts, sim};
 
 /// `faro run` on `config` against `sim`, writing under `dir/out`, metrics on a free port.
-fn spawn_run(sim: &faro_sim::Sim, config: &std::path::Path, dir: &TempDir) -> Faro {
+pub fn spawn_run(sim: &faro_sim::Sim, config: &std::path::Path, dir: &TempDir) -> Faro {
     let out = dir.path().join("out");
     Faro::spawn(&[
         "run",
@@ -42,7 +42,7 @@ async fn wait_for_distinct(path: &std::path::Path, expected: &[&str], keep: impl
 }
 
 /// A GET over a fresh connection: (status, body).
-async fn get(url: &str) -> (u16, String) {
+pub async fn get(url: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();

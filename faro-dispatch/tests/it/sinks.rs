@@ -426,16 +426,29 @@ async fn log_lines_reach_the_container_logs_file_and_log_workers_only_in_contain
         .await
         .unwrap();
     dispatcher.shutdown().await;
-    assert_eq!(events.written(), (1, 0, 0), "the events file has events only");
+    assert_eq!(
+        events.written(),
+        (1, 0, 0),
+        "the events file has events only"
+    );
     assert_eq!(logs.written(), 1200);
-    let name = logs.path().file_name().unwrap().to_string_lossy().into_owned();
+    let name = logs
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert!(
         name.starts_with("container-logs-") && name.ends_with(".json"),
         "{name}"
     );
     let records = lines(logs.path());
     assert_eq!(records.len(), 1200);
-    assert!(records.iter().all(|r| r["kind"] == "log" && r["pod"] == "web-1"));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["kind"] == "log" && r["pod"] == "web-1")
+    );
     for c in 0..6 {
         let container = format!("c{c}");
         let in_file: Vec<&str> = records
