@@ -102,3 +102,29 @@ fn the_read_secrets_overlay_adds_secrets_and_nothing_else() {
     assert_eq!(secrets.len(), 1);
     assert_eq!(strings(&secrets[0]["verbs"]), ["get", "list", "watch"]);
 }
+
+#[test]
+fn the_container_logs_overlay_adds_get_on_pods_log_and_a_logs_block() {
+    let Some(docs) = render("deploy/overlays/container-logs") else {
+        return;
+    };
+    let rules = rules(&docs);
+    let logs: Vec<&Value> = rules
+        .iter()
+        .filter(|r| strings(&r["resources"]).contains(&"pods/log".to_owned()))
+        .collect();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(strings(&logs[0]["resources"]), ["pods/log"]);
+    assert_eq!(strings(&logs[0]["verbs"]), ["get"]);
+    assert!(
+        !rules
+            .iter()
+            .any(|r| strings(&r["resources"]).contains(&"secrets".to_owned()))
+    );
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let yaml = config["data"]["faro.yaml"].as_str().unwrap();
+    let config = faro_core::Config::from_yaml(yaml, "overlay ConfigMap").expect("it loads");
+    let logs = config.logs.expect("a logs block");
+    assert_eq!(logs.max_streams, 1000);
+    assert!(!logs.container_matches("istio-proxy") && logs.container_matches("app"));
+}
