@@ -169,3 +169,61 @@ pub fn built_plugin(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     (dir, to)
 }
+
+/// A living faro-sim with `pods` running pods of `containers` containers in
+/// namespace `logs`, each container's log holding `lines` lines of about
+/// 120 bytes. The kubelet writes nothing of its own.
+pub async fn logs_sim(pods: usize, containers: usize, lines: usize) -> faro_sim::Sim {
+    let sim = faro_sim::Sim::start(faro_sim::SimConfig {
+        nodes: pods.div_ceil(100).max(1),
+        time_scale: 100.0,
+        history_bytes: usize::MAX,
+        ..faro_sim::SimConfig::default()
+    })
+    .await
+    .expect("faro-sim starts");
+    sim.create(serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "logs" },
+    }))
+    .expect("namespace");
+    let names: Vec<String> = (0..containers).map(|c| format!("c{c}")).collect();
+    for p in 0..pods {
+        let spec: Vec<serde_json::Value> = names
+            .iter()
+            .map(|n| serde_json::json!({ "name": n, "image": "app:1" }))
+            .collect();
+        sim.create(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": format!("pod-{p:05}"), "namespace": "logs",
+                          "annotations": { "faro-sim.io/log-rate": "0.0001" } },
+            "spec": { "containers": spec },
+        }))
+        .expect("pod");
+    }
+    // Every container has started (written its start line).
+    loop {
+        let started = (0..pods).all(|p| {
+            names
+                .iter()
+                .all(|c| sim.log("logs", &format!("pod-{p:05}"), c).is_some())
+        });
+        if started {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for p in 0..pods {
+        let pod = format!("pod-{p:05}");
+        for c in &names {
+            let text = (0..lines)
+                .map(|i| {
+                    format!(
+                        "level=info ts=2026-12-01T10:00:00Z caller=api.go:{i:04} msg=\"GET /api/v1/orders/{i:06} 200\" pod={pod} c={c}"
+                    )
+                })
+                .collect();
+            sim.append_log("logs", &pod, c, text).expect("append");
+        }
+    }
+    sim
+}

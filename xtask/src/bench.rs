@@ -12,8 +12,13 @@ pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
     sh.change_dir(&root);
     let time = measurement_time.to_string();
     let filter = filter.unwrap_or("");
-    let memory = root.join("target/bench-memory.json");
-    let _ = std::fs::remove_file(&memory);
+    let memory_files = [
+        root.join("target/bench-memory.json"),
+        root.join("target/bench-memory-logs.json"),
+    ];
+    for file in &memory_files {
+        let _ = std::fs::remove_file(file);
+    }
     cmd!(
         sh,
         "cargo bench -p faro-benches -- --warm-up-time 1 --measurement-time {time} {filter}"
@@ -24,11 +29,12 @@ pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
     let mut results = Vec::new();
     collect(&criterion, &mut results)?;
     results.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    // Written by the watch_memory bench when it ran (its name matched the filter).
-    let memory: Vec<Value> = std::fs::read_to_string(&memory)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .into_iter()
+    // Written by the watch_memory and logs_memory benches when they ran
+    // (their names matched the filter).
+    let memory: Vec<Value> = memory_files
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .filter_map(|text| serde_json::from_str(&text).ok())
         .collect();
     let report = json!({
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
@@ -51,6 +57,15 @@ pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
         );
     }
     for m in report["memory"].as_array().into_iter().flatten() {
+        if let Some(per_stream) = m["heap_bytes_per_stream"].as_f64() {
+            println!(
+                "  {:<40} {:>14.0} heap bytes/stream    {:>14.0} resident bytes/stream (with the server)",
+                m["name"].as_str().unwrap_or("?"),
+                per_stream,
+                m["resident_bytes_per_stream_with_server"].as_f64().unwrap_or(f64::NAN),
+            );
+            continue;
+        }
         println!(
             "  {:<40} {:>14.0} heap bytes/object  {:>14.0} resident bytes/object",
             m["name"].as_str().unwrap_or("?"),
