@@ -178,6 +178,8 @@ pub async fn logs_sim(pods: usize, containers: usize, lines: usize) -> faro_sim:
         nodes: pods.div_ceil(100).max(1),
         time_scale: 100.0,
         history_bytes: usize::MAX,
+        // A kubelet's rotated file: enough for a few rounds of lines.
+        log_bytes_per_container: 128 * 1024,
         ..faro_sim::SimConfig::default()
     })
     .await

@@ -157,11 +157,8 @@ impl Session {
             let sink = Arc::new(ContainerLogsSink::create(&config.output_dir).map_err(|e| {
                 Failure::Runtime(format!("output_dir {}: {e}", config.output_dir.display()))
             })?);
-            // Lines of one container share a lane, so several lanes keep each
-            // container's order.
-            dispatcher
-                .register_arc(sink.clone())
-                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            // One file, one writer: a single lane takes no lock against another.
+            register_one_lane(&dispatcher, sink.clone(), &config.workers)?;
             Some(sink)
         } else {
             None

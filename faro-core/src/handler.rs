@@ -27,6 +27,19 @@ pub trait EventHandler: Send + Sync + 'static {
         let _ = record;
         Ok(())
     }
+
+    /// Handles lines of one container that arrived together, in order. By
+    /// default, `on_log` for each; the last error is returned after all
+    /// were handled.
+    async fn on_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
+        let mut result = Ok(());
+        for record in records {
+            if let Err(e) = self.on_log(record).await {
+                result = Err(e);
+            }
+        }
+        result
+    }
 }
 
 #[async_trait]
@@ -41,6 +54,10 @@ impl<H: EventHandler + ?Sized> EventHandler for Arc<H> {
 
     async fn on_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
         (**self).on_log(record).await
+    }
+
+    async fn on_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
+        (**self).on_logs(records).await
     }
 }
 

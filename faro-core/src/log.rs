@@ -67,9 +67,10 @@ pub struct LogRecord(Arc<LogData>);
 struct LogData {
     source: Arc<ContainerRef>,
     restart_count: u32,
-    timestamp: Box<str>,
+    /// `timestamp line`, in one allocation: the timestamp ends at `split`.
+    text: Box<str>,
+    split: usize,
     observed_at: jiff::Timestamp,
-    line: Box<str>,
     previous: bool,
     truncated: bool,
     serialized: OnceLock<Arc<[u8]>>,
@@ -78,19 +79,45 @@ struct LogData {
 impl LogRecord {
     /// A line written by instance `restart_count` of `source` at the
     /// kubelet's `timestamp` (RFC 3339, as the log endpoint gave it).
-    pub fn new(
+    pub fn builder(
         source: Arc<ContainerRef>,
         restart_count: u32,
-        timestamp: impl Into<Box<str>>,
-        line: impl Into<Box<str>>,
+        timestamp: &str,
+        line: &str,
     ) -> LogRecordBuilder {
+        let mut text = String::with_capacity(timestamp.len() + 1 + line.len());
+        text.push_str(timestamp);
+        text.push(' ');
+        text.push_str(line);
+        Self::from_line(
+            source,
+            restart_count,
+            text.into_boxed_str(),
+            timestamp.len(),
+        )
+    }
+
+    /// A line as the log endpoint gives it with `timestamps=true`:
+    /// `text[..split]` is the timestamp, `text[split + 1..]` the line (or
+    /// nothing when `split` is the end). No copy is made.
+    pub fn from_line(
+        source: Arc<ContainerRef>,
+        restart_count: u32,
+        text: Box<str>,
+        split: usize,
+    ) -> LogRecordBuilder {
+        let split = if text.is_char_boundary(split) {
+            split.min(text.len())
+        } else {
+            0
+        };
         LogRecordBuilder {
             data: LogData {
                 source,
                 restart_count,
-                timestamp: timestamp.into(),
+                text,
+                split,
                 observed_at: jiff::Timestamp::now(),
-                line: line.into(),
                 previous: false,
                 truncated: false,
                 serialized: OnceLock::new(),
@@ -110,7 +137,7 @@ impl LogRecord {
 
     /// When the kubelet received the line (RFC 3339 with nanoseconds).
     pub fn timestamp(&self) -> &str {
-        &self.0.timestamp
+        &self.0.text[..self.0.split]
     }
 
     /// When Faro read it.
@@ -120,7 +147,7 @@ impl LogRecord {
 
     /// The line, without its newline (cut at `max_line_bytes`).
     pub fn line(&self) -> &str {
-        &self.0.line
+        self.0.text.get(self.0.split + 1..).unwrap_or_default()
     }
 
     /// True when read from a terminated instance (`previous=true`).
@@ -166,7 +193,7 @@ impl LogRecord {
         let s = &d.source;
         let line = Line {
             kind: "log",
-            timestamp: &d.timestamp,
+            timestamp: self.timestamp(),
             observed: AsText(d.observed_at),
             namespace: &s.namespace,
             pod: &s.pod,
@@ -176,7 +203,7 @@ impl LogRecord {
             restart_count: d.restart_count,
             previous: d.previous,
             truncated: d.truncated,
-            line: &d.line,
+            line: self.line(),
         };
         if serde_json::to_writer(&mut *out, &line).is_ok() {
             out.push(b'\n');

@@ -60,7 +60,7 @@ pub enum DispatchError {
 /// What travels through a lane: every kind of record takes one path.
 enum Item {
     Event(MatchedEvent),
-    Log(LogRecord),
+    Logs(Arc<[LogRecord]>),
 }
 
 /// One registered worker: its lanes and its health.
@@ -382,34 +382,50 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Runs the middleware, then hands the line to every worker that wants
-    /// logs; one container's lines share a lane.
-    async fn dispatch_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
+    /// Runs the middleware, then hands the lines (of one container) to
+    /// every worker that wants logs, as one item of one lane.
+    async fn dispatch_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(HandlerError::new("the dispatcher is shut down"));
         }
-        let mut record = record.clone();
-        for (m, suppressed) in self.inner.middleware.iter().zip(&self.inner.suppressed) {
-            match m.apply_log(record) {
-                Some(next) => record = next,
-                None => {
-                    suppressed.inc();
-                    return Ok(());
-                }
-            }
-        }
         let routes = read(&self.inner.routes).clone();
-        if routes.logs.is_empty() {
+        if routes.logs.is_empty() || records.is_empty() {
             return Ok(());
         }
-        // One container's lines share one `ContainerRef`: its address picks the lane.
-        let lane_hash = {
-            let mut h = std::hash::DefaultHasher::new();
-            std::ptr::hash(Arc::as_ptr(record.source()), &mut h);
-            h.finish()
-        };
-        self.enqueue(&routes.logs, lane_hash, || Item::Log(record.clone()))
-            .await;
+        let mut kept: Vec<LogRecord> = Vec::with_capacity(records.len());
+        'record: for record in records {
+            let mut record = record.clone();
+            for (m, suppressed) in self.inner.middleware.iter().zip(&self.inner.suppressed) {
+                match m.apply_log(record) {
+                    Some(next) => record = next,
+                    None => {
+                        suppressed.inc();
+                        continue 'record;
+                    }
+                }
+            }
+            kept.push(record);
+        }
+        // Lines are grouped by container; a batch spanning several is
+        // split, so that each container's lines keep one lane.
+        let mut rest: &[LogRecord] = &kept;
+        while let Some(first) = rest.first() {
+            let n = rest
+                .iter()
+                .position(|r| !Arc::ptr_eq(r.source(), first.source()))
+                .unwrap_or(rest.len());
+            let (batch, tail) = rest.split_at(n);
+            rest = tail;
+            // One container's lines share one `ContainerRef`: its address picks the lane.
+            let lane_hash = {
+                let mut h = std::hash::DefaultHasher::new();
+                std::ptr::hash(Arc::as_ptr(first.source()), &mut h);
+                h.finish()
+            };
+            let batch: Arc<[LogRecord]> = Arc::from(batch);
+            self.enqueue(&routes.logs, lane_hash, || Item::Logs(batch.clone()))
+                .await;
+        }
         Ok(())
     }
 
@@ -470,7 +486,11 @@ impl EventHandler for Dispatcher {
     }
 
     async fn on_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
-        self.dispatch_log(record).await
+        self.dispatch_logs(std::slice::from_ref(record)).await
+    }
+
+    async fn on_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
+        self.dispatch_logs(records).await
     }
 }
 
@@ -526,8 +546,8 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
         handled.inc();
         let result = match &event {
             Item::Event(e) => AssertUnwindSafe(slot.worker.handle(e)).catch_unwind().await,
-            Item::Log(r) => {
-                AssertUnwindSafe(slot.worker.handle_log(r))
+            Item::Logs(r) => {
+                AssertUnwindSafe(slot.worker.handle_logs(r))
                     .catch_unwind()
                     .await
             }
@@ -570,7 +590,10 @@ impl std::fmt::Display for Item {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Item::Event(e) => write!(f, "{} {}", e.gvr(), e.key()),
-            Item::Log(r) => write!(f, "log {}", r.source()),
+            Item::Logs(r) => match r.first() {
+                Some(first) => write!(f, "log {} ({} lines)", first.source(), r.len()),
+                None => f.write_str("log (no lines)"),
+            },
         }
     }
 }

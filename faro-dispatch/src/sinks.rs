@@ -17,6 +17,9 @@ use crate::worker::{Handles, ResourceWorker, WorkerError};
 /// Lines are flushed at least this often while events keep coming.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Lines are written once this many bytes wait, whatever the time.
+const FLUSH_BYTES: usize = 1 << 20;
+
 /// Past this many bytes waiting while the disk refuses them, a sink stops
 /// taking events until it can write again (backpressure reaches the queue).
 const MAX_UNWRITTEN: usize = 8 << 20;
@@ -131,10 +134,16 @@ impl LineFile {
     /// Buffers one line (written by `write`) counted under `index`,
     /// flushing when due.
     async fn push(&self, index: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        self.push_many(index, 1, write).await;
+    }
+
+    /// Buffers `lines` whole lines (written by `write`) counted under
+    /// `index`, flushing when due.
+    async fn push_many(&self, index: usize, lines: u64, write: impl FnOnce(&mut Vec<u8>)) {
         let stuck = self.with(|b| {
             write(&mut b.buffer);
-            b.buffered[index] += 1;
-            if b.last_flush.elapsed() >= FLUSH_INTERVAL {
+            b.buffered[index] += lines;
+            if b.buffer.len() >= FLUSH_BYTES || b.last_flush.elapsed() >= FLUSH_INTERVAL {
                 // A failure is reported once by `flush_now`, not per event.
                 let _ = self.flush_now(b);
             }
@@ -343,6 +352,17 @@ impl ResourceWorker for ContainerLogsSink {
 
     async fn handle_log(&self, record: &LogRecord) -> Result<(), WorkerError> {
         self.file.push(0, |buf| record.write_json(buf)).await;
+        Ok(())
+    }
+
+    async fn handle_logs(&self, records: &[LogRecord]) -> Result<(), WorkerError> {
+        self.file
+            .push_many(0, records.len() as u64, |buf| {
+                for record in records {
+                    record.write_json(buf);
+                }
+            })
+            .await;
         Ok(())
     }
 

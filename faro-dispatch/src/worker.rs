@@ -73,6 +73,15 @@ pub trait ResourceWorker: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Handles lines of one container that arrived together, in order. By
+    /// default, `handle_log` for each, stopping at the first error.
+    async fn handle_logs(&self, records: &[LogRecord]) -> Result<(), WorkerError> {
+        for record in records {
+            self.handle_log(record).await?;
+        }
+        Ok(())
+    }
+
     /// Called when a lane of this worker has nothing queued: a good moment
     /// to flush buffers.
     async fn idle(&self) {}

@@ -192,8 +192,8 @@ pub(crate) fn do_append_log(
         for line in lines {
             log.push(jiff::Timestamp::now(), line, limit);
         }
+        log.appended.send_modify(|n| *n += 1);
     }
-    shared.logs_tx.send_modify(|g| *g += 1);
     Ok(())
 }
 

@@ -169,11 +169,19 @@ pub(crate) fn pod_log(
             since: None,
             ..options
         };
+        // This container's appends; other changes (restart, exit, removal)
+        // come through `changes`.
+        let mut appended: Option<tokio::sync::watch::Receiver<u64>> = None;
         loop {
             let (new, ended) = {
                 let logs = shared.logs();
                 match logs.get(&key) {
                     Some(log) if log.generation == generation && log.pod_uid == uid => {
+                        if appended.is_none() {
+                            // Under the lock that the read below holds too:
+                            // no append can fall between the two.
+                            appended = Some(log.appended.subscribe());
+                        }
                         let new: Vec<Line> = log.since(sent).cloned().collect();
                         sent = log.end();
                         // A container that has exited ends its follow, as the kubelet does.
@@ -192,8 +200,15 @@ pub(crate) fn pod_log(
             if ended {
                 return;
             }
+            let appended_changed = async {
+                match appended.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
+                more = appended_changed => if !more { return },
                 _ = close.changed() => return,
                 _ = close_follows.changed() => return,
                 () = tx.closed() => return,

@@ -105,6 +105,8 @@ pub(crate) struct ContainerLog {
     pub generation: u64,
     /// The current instance has exited: a follower ends once it has read everything.
     pub terminated: bool,
+    /// Bumped on every append, so that only this container's followers wake.
+    pub appended: Arc<watch::Sender<u64>>,
 }
 
 impl ContainerLog {

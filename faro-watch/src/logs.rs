@@ -149,6 +149,20 @@ impl LogCtx {
         }
     }
 
+    /// Counts a container starting (`1`) or ending (`-1`) a back-off.
+    fn backoff(&self, delta: isize) {
+        let n = if delta > 0 {
+            self.counts.backoff.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.counts.backoff.fetch_sub(1, Ordering::Relaxed) - 1
+        };
+        self.env
+            .metrics
+            .log_streams
+            .get_or_create(&[("state", "backoff".to_owned())])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// Every pod update seen so far has been handled and no container is
     /// followed: with `follow: false`, everything was read.
     pub(crate) fn settled(&self) -> bool {
@@ -355,15 +369,23 @@ async fn follow_container(
         if !alive {
             break;
         }
-        let wait = match c.last_after {
-            After::Change => None,
-            After::Retry(d) => Some(d),
+        let (wait, backoff) = match c.last_after {
+            After::Change => (None, false),
+            After::Retry(d) => (Some(d), false),
+            After::Backoff(d) => (Some(d), true),
         };
+        if backoff {
+            ctx.backoff(1);
+        }
         let gone = tokio::select! {
-            changed = views.changed() => changed.is_err(),
-            () = sleep_or_forever(wait) => false,
-            () = stopped(&ctx.env) => break,
+            changed = views.changed() => Some(changed.is_err()),
+            () = sleep_or_forever(wait) => Some(false),
+            () = stopped(&ctx.env) => None,
         };
+        if backoff {
+            ctx.backoff(-1);
+        }
+        let Some(gone) = gone else { break };
         if gone {
             // The pod is gone: whatever the last view said, read what is
             // left once more, then end.
@@ -407,6 +429,8 @@ enum After {
     Change,
     /// Wait for a change or this long.
     Retry(Duration),
+    /// As `Retry`, after a failure: counted as backing off.
+    Backoff(Duration),
 }
 
 impl Follower {
@@ -560,7 +584,7 @@ impl Follower {
                     self.reported = Some(code);
                     tracing::warn!(container = %self.source, "log stream failed: {}", message(error));
                 }
-                After::Retry(self.backoff.next_delay())
+                After::Backoff(self.backoff.next_delay())
             }
         }
     }
@@ -632,14 +656,24 @@ impl Follower {
             .log_skipped
             .get_or_create(&[("reason", "excluded".to_owned())])
             .clone();
-        loop {
+        // Handlers added while a stream is open see its lines from its next turn.
+        let handlers = ctx.env.handlers();
+        // Lines already read (the position is past them) go to the
+        // handlers together: when nothing more is waiting in the stream,
+        // when the batch is full, and before this function returns.
+        let mut batch: Vec<LogRecord> = Vec::new();
+        let end = loop {
+            if !batch.is_empty() && (batch.len() >= MAX_BATCH || !buffered(&mut reader)) {
+                deliver(&ctx.env, &handlers, &batch).await;
+                batch.clear();
+            }
             line.clear();
             let read = tokio::select! {
                 r = read_line(&mut reader, &mut line, max) => r,
-                _ = stop.changed() => return ReadEnd::Stopped,
+                _ = stop.changed() => break ReadEnd::Stopped,
                 () = &mut turn, if follow => {
                     if ctx.budget.has_waiters() {
-                        return ReadEnd::Yielded;
+                        break ReadEnd::Yielded;
                     }
                     turn.as_mut().reset(tokio::time::Instant::now() + slice);
                     continue;
@@ -647,15 +681,14 @@ impl Follower {
             };
             let truncated = match read {
                 Ok(Some(t)) => t,
-                Ok(None) => return ReadEnd::Ended,
-                Err(e) => {
-                    return ReadEnd::Failed(kube::Error::ReadEvents(e));
-                }
+                Ok(None) => break ReadEnd::Ended,
+                Err(e) => break ReadEnd::Failed(kube::Error::ReadEvents(e)),
             };
             self.backoff.reset();
-            let Some((at, stamp, text)) = split_line(&line) else {
+            let Some((at, split)) = split_line(&line) else {
                 continue;
             };
+            let text = line.get(split + 1..).unwrap_or_default();
             let hash = content_hash(text);
             match self.pos.at {
                 Some(last) if at < last => {
@@ -677,20 +710,41 @@ impl Follower {
                     to_skip.clear();
                 }
             }
-            let text = String::from_utf8_lossy(text);
-            if !ctx.config.line_matches(&text) {
+            // Valid UTF-8 is taken as it is; anything else is repaired.
+            let whole: Box<str> = match std::str::from_utf8(&line) {
+                Ok(s) => Box::from(s),
+                Err(_) => String::from_utf8_lossy(&line).into_owned().into_boxed_str(),
+            };
+            let line_text = whole.get(split + 1..).unwrap_or_default();
+            if !ctx.config.line_matches(line_text) {
                 excluded.inc();
                 continue;
             }
             metrics.log_lines.inc();
-            metrics.log_bytes.inc_by(text.len() as u64);
-            let record = LogRecord::new(self.source.clone(), restart, stamp, text)
-                .previous(previous)
-                .truncated(truncated)
-                .build();
-            deliver(&ctx.env, &record).await;
+            metrics.log_bytes.inc_by(line_text.len() as u64);
+            batch.push(
+                LogRecord::from_line(self.source.clone(), restart, whole, split)
+                    .previous(previous)
+                    .truncated(truncated)
+                    .build(),
+            );
+        };
+        if !batch.is_empty() {
+            deliver(&ctx.env, &handlers, &batch).await;
         }
+        end
     }
+}
+
+/// At most this many lines go to the handlers in one call.
+const MAX_BATCH: usize = 256;
+
+/// Whether more of the stream is already here (read without waiting).
+fn buffered<R: AsyncBufRead + Unpin + ?Sized>(reader: &mut R) -> bool {
+    matches!(
+        futures_util::FutureExt::now_or_never(reader.fill_buf()),
+        Some(Ok(b)) if !b.is_empty()
+    )
 }
 
 /// Whether a failed read will fail the same way until something changes.
@@ -710,11 +764,14 @@ async fn stopped(env: &Env) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Hands one record to every handler, in order.
-async fn deliver(env: &Env, record: &LogRecord) {
-    for handler in env.handlers().iter() {
-        if let Err(e) = handler.on_log(record).await {
-            tracing::warn!(handler = handler.name(), container = %record.source(), "handler failed: {e}");
+/// Hands lines of one container to every handler, in order.
+async fn deliver(env: &Env, handlers: &[Arc<dyn EventHandler>], records: &[LogRecord]) {
+    let Some(first) = records.first() else {
+        return;
+    };
+    for handler in handlers {
+        if let Err(e) = handler.on_logs(records).await {
+            tracing::warn!(handler = handler.name(), container = %first.source(), "handler failed: {e}");
             env.metrics
                 .handler_errors
                 .get_or_create(&[("handler", handler.name().to_owned())])
@@ -729,13 +786,12 @@ fn content_hash(text: &[u8]) -> u64 {
     h.finish()
 }
 
-/// `2026-12-01T10:00:00.123456789Z text` → (time, stamp, text).
-fn split_line(line: &[u8]) -> Option<(jiff::Timestamp, &str, &[u8])> {
+/// `2026-12-01T10:00:00.123456789Z text` → (time, where the time ends).
+fn split_line(line: &[u8]) -> Option<(jiff::Timestamp, usize)> {
     let end = line.iter().position(|b| *b == b' ').unwrap_or(line.len());
     let stamp = std::str::from_utf8(&line[..end]).ok()?;
     let at = stamp.parse::<jiff::Timestamp>().ok()?;
-    let text = line.get(end + 1..).unwrap_or_default();
-    Some((at, stamp, text))
+    Some((at, end))
 }
 
 /// Reads one line into `out` (without its newline), keeping at most `max`

@@ -62,7 +62,9 @@ pub fn run(filter: Option<&str>, measurement_time: u64) -> Result<()> {
                 "  {:<40} {:>14.0} heap bytes/stream    {:>14.0} resident bytes/stream (with the server)",
                 m["name"].as_str().unwrap_or("?"),
                 per_stream,
-                m["resident_bytes_per_stream_with_server"].as_f64().unwrap_or(f64::NAN),
+                m["resident_bytes_per_stream_with_server"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
             );
             continue;
         }

@@ -82,7 +82,7 @@ fn the_manifest_format_is_v1() {
 
 #[test]
 fn the_log_envelope_is_byte_for_byte_v1_and_the_sdk_reads_it() {
-    let record = faro_core::LogRecord::new(
+    let record = faro_core::LogRecord::builder(
         log_line("app", "x").source().clone(),
         2,
         "2026-12-01T10:00:00.123456789Z",

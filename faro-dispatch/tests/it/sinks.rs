@@ -404,11 +404,11 @@ async fn log_lines_reach_the_container_logs_file_and_log_workers_only_in_contain
         .collect();
     for i in 0..200 {
         for c in &containers {
-            let record = faro_core::LogRecord::new(
+            let record = faro_core::LogRecord::builder(
                 c.source().clone(),
                 0,
                 "2026-12-01T10:00:00Z",
-                format!("line {i}"),
+                &format!("line {i}"),
             )
             .build();
             dispatcher.on_log(&record).await.unwrap();

@@ -179,8 +179,8 @@ pub(crate) fn append_lines(
         for line in lines {
             log.push(jiff::Timestamp::now(), line.clone(), limit);
         }
+        log.appended.send_modify(|n| *n += 1);
     }
-    shared.logs_tx.send_modify(|g| *g += 1);
 }
 
 /// Marks a container's current instance as exited: followers end.
