@@ -21,6 +21,22 @@ use faro_benches::{Counter, configmap, logs_sim, sim_client};
 use faro_dispatch::{ContainerLogsSink, Dispatcher, DispatcherOptions};
 use faro_watch::Controller;
 
+/// A dispatcher writing log lines to a container-logs file in `dir`, in one lane.
+fn sink_in(dir: &std::path::Path) -> (Dispatcher, Arc<ContainerLogsSink>) {
+    let dispatcher = Dispatcher::new(DispatcherOptions::default());
+    let sink = Arc::new(ContainerLogsSink::create(dir).expect("sink"));
+    dispatcher
+        .register_with(
+            sink.clone(),
+            faro_core::config::WorkerSettings {
+                lanes: 1,
+                ..faro_core::config::WorkerSettings::default()
+            },
+        )
+        .expect("register");
+    (dispatcher, sink)
+}
+
 const PODS: usize = 500;
 const CONTAINERS: usize = 2;
 const LINES: usize = 200;
@@ -44,17 +60,7 @@ fn logs_throughput(c: &mut Criterion) {
             let mut measured = Duration::ZERO;
             for _ in 0..iterations {
                 measured += rt.block_on(async {
-                    let dispatcher = Dispatcher::new(DispatcherOptions::default());
-                    let sink = Arc::new(ContainerLogsSink::create(&dir).expect("sink"));
-                    dispatcher
-                        .register_with(
-                            sink.clone(),
-                            faro_core::config::WorkerSettings {
-                                lanes: 1,
-                                ..faro_core::config::WorkerSettings::default()
-                            },
-                        )
-                        .expect("register");
+                    let (dispatcher, sink) = sink_in(&dir);
                     let controller = Controller::new(sim_client(&sim), &config);
                     controller.add_handler(dispatcher.clone());
                     let started = std::time::Instant::now();
@@ -80,17 +86,7 @@ fn logs_throughput(c: &mut Criterion) {
     group.throughput(Throughput::Elements(total));
     group.bench_function("follow_lines_to_file_1000_containers", |b| {
         let _runtime = rt.enter();
-        let dispatcher = Dispatcher::new(DispatcherOptions::default());
-        let sink = Arc::new(ContainerLogsSink::create(&dir).expect("sink"));
-        dispatcher
-            .register_with(
-                sink.clone(),
-                faro_core::config::WorkerSettings {
-                    lanes: 1,
-                    ..faro_core::config::WorkerSettings::default()
-                },
-            )
-            .expect("register");
+        let (dispatcher, sink) = sink_in(&dir);
         let controller = Controller::new(sim_client(&sim), &config);
         controller.add_handler(dispatcher.clone());
         let mut round = 0usize;

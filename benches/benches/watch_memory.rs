@@ -15,26 +15,8 @@ use faro_watch::Controller;
 const OBJECTS: usize = 100_000;
 const NAME: &str = "watch/memory_per_tracked_object";
 
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 fn main() {
-    // `cargo bench -- FILTER` passes the filter on; run only when it matches.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filter = args
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !args[i - 1].ends_with("-time")))
-        .map(|(_, a)| a.as_str())
-        .next_back();
-    if filter.is_some_and(|f| !NAME.contains(f)) {
+    if !faro_benches::selected(NAME) {
         return;
     }
     let rt = faro_benches::runtime();
@@ -58,7 +40,7 @@ fn main() {
         let _ = client.list_core_api_versions().await;
         client
     });
-    let rss_before = resident_bytes();
+    let rss_before = faro_benches::resident_bytes();
     let seen = Arc::new(AtomicU64::new(0));
     let mut controller = None;
     let info = allocation_counter::measure(|| {
@@ -70,7 +52,7 @@ fn main() {
             controller
         }));
     });
-    let rss = resident_bytes().saturating_sub(rss_before);
+    let rss = faro_benches::resident_bytes().saturating_sub(rss_before);
     let controller = controller.expect("controller");
     let tracked: usize = controller
         .active_informers()

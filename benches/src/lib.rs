@@ -229,3 +229,27 @@ pub async fn logs_sim(pods: usize, containers: usize, lines: usize) -> faro_sim:
     }
     sim
 }
+
+/// The process's resident set, from `/proc/self/statm`.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Whether a plain (non-criterion) bench called `name` is to run:
+/// `cargo bench -- FILTER` passes the filter on, after criterion's flags.
+pub fn selected(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !args[i - 1].ends_with("-time")))
+        .map(|(_, a)| a.as_str())
+        .next_back();
+    filter.is_none_or(|f| name.contains(f))
+}

@@ -67,6 +67,14 @@ struct LineFile {
     healthy: AtomicBool,
 }
 
+/// `<output_dir>/logs/<prefix>-YYYYMMDD-HHMMSS.json`, creating `logs/`.
+fn dated(output_dir: &Path, prefix: &str) -> io::Result<PathBuf> {
+    let logs = output_dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    Ok(logs.join(format!("{prefix}-{}.json", now.strftime("%Y%m%d-%H%M%S"))))
+}
+
 fn index_of(event: &MatchedEvent) -> usize {
     match event.event_type() {
         EventType::Added => 0,
@@ -201,11 +209,7 @@ impl JsonLinesSink {
 
     /// Creates `<output_dir>/logs/` and a new event file named after the current time.
     pub fn create(output_dir: &Path) -> io::Result<Self> {
-        let logs = output_dir.join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
-        let path = logs.join(format!("events-{}.json", now.strftime("%Y%m%d-%H%M%S")));
-        Self::at(path)
+        Self::at(dated(output_dir, "events")?)
     }
 
     /// Appends to the file at `path`, creating it.
@@ -294,14 +298,7 @@ impl ContainerLogsSink {
 
     /// Creates `<output_dir>/logs/` and a new file named after the current time.
     pub fn create(output_dir: &Path) -> io::Result<Self> {
-        let logs = output_dir.join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
-        let path = logs.join(format!(
-            "container-logs-{}.json",
-            now.strftime("%Y%m%d-%H%M%S")
-        ));
-        Self::at(path)
+        Self::at(dated(output_dir, "container-logs")?)
     }
 
     /// Appends to the file at `path`, creating it.
