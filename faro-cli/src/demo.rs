@@ -30,6 +30,8 @@ resources:
     namespace_patterns: ["^demo-"]
   - gvr: batch/v1/jobs
     namespace_patterns: ["^demo-"]
+logs:
+  namespace_patterns: ["^demo-"]
 "#;
 
 const GVRS: [&str; 6] = [
@@ -105,6 +107,7 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last: Vec<u64> = counts(&session);
+    let mut last_lines = session.controller.metrics().log_lines.get();
     loop {
         tokio::select! {
             () = &mut stop => break,
@@ -112,7 +115,10 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
                 let now = counts(&session);
                 let rates: Vec<u64> = now.iter().zip(&last).map(|(n, l)| n - l).collect();
                 last = now.clone();
-                show(&session, &sim, &now, &rates, started.elapsed(), terminal, json_path.as_deref());
+                let lines = session.controller.metrics().log_lines.get();
+                let logs = Logs { total: lines, rate: lines - last_lines };
+                last_lines = lines;
+                show(&session, &sim, &now, &rates, &logs, started.elapsed(), terminal, json_path.as_deref());
             }
         }
     }
@@ -131,6 +137,12 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
             .map(|p| format!("; events in {p}"))
             .unwrap_or_default()
     );
+    if let (Some(lines), Some(file)) = (summary.log_lines, &session.container_logs) {
+        println!(
+            "faro demo: {lines} container log lines in {}",
+            file.path().display()
+        );
+    }
     Ok(())
 }
 
@@ -140,11 +152,19 @@ fn counts(session: &Session) -> Vec<u64> {
     GVRS.iter().flat_map(|g| metrics.events_of(g)).collect()
 }
 
+/// Container log lines so far and in the last second.
+struct Logs {
+    total: u64,
+    rate: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn show(
     session: &Session,
     sim: &Sim,
     totals: &[u64],
     rates: &[u64],
+    logs: &Logs,
     elapsed: Duration,
     terminal: bool,
     json: Option<&str>,
@@ -190,6 +210,11 @@ fn show(
                 rates[i * 3 + 2]
             ));
         }
+        let streams = session.controller.log_streams().unwrap_or_default();
+        text.push_str(&format!(
+            "{:<22} {:>14} lines/s, {} streams open, {} lines so far\n",
+            "container logs", logs.rate, streams.open, logs.total
+        ));
         let total: u64 = totals.iter().sum();
         text.push_str(&format!("\n{total} events so far"));
         if let Some(p) = json {
@@ -214,6 +239,8 @@ fn show(
             "informers": infos.len(),
             "watching": watching,
             "trackedObjects": tracked,
+            "logLinesPerSecond": logs.rate,
+            "logStreamsOpen": session.controller.log_streams().unwrap_or_default().open,
             "residentBytes": rss,
             "cluster": {
                 "objects": server["objects"],

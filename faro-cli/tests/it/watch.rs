@@ -64,13 +64,22 @@ async fn demo_runs_for_its_duration_and_ends_with_a_summary() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let last = lines.last().unwrap();
+    let (summary, logs) = (lines[lines.len() - 2], lines[lines.len() - 1]);
     assert!(
-        last.starts_with("faro demo: ") && last.contains("events written"),
-        "{last}"
+        summary.starts_with("faro demo: ") && summary.contains("events written"),
+        "{summary}"
     );
+    // The living cluster's containers write lines, which the demo follows.
+    assert!(
+        logs.starts_with("faro demo: ") && logs.contains(" container log lines in "),
+        "{logs}"
+    );
+    let file = logs.rsplit(" in ").next().unwrap();
+    let written = std::fs::read_to_string(file).unwrap();
+    assert!(written.lines().count() > 0, "no container log lines");
+    assert!(written.lines().all(|l| l.starts_with("{\"kind\":\"log\"")));
     // Not a terminal: one JSON line per second before the summary.
-    let progress: Vec<Value> = lines[..lines.len() - 1]
+    let progress: Vec<Value> = lines[..lines.len() - 2]
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
