@@ -359,6 +359,10 @@ async fn follow_container(
         reported: None,
         done_once: false,
         last_after: After::Change,
+        gap: None,
+        window: None,
+        saw_window: false,
+        views: views.clone(),
     };
     loop {
         if *ctx.env.stop.borrow() {
@@ -421,6 +425,18 @@ struct Follower {
     done_once: bool,
     /// What the task loop waits for after the last step.
     last_after: After,
+    /// A reopened stream did not begin with the last line delivered: the
+    /// container may have restarted unseen. Where it was, and the first
+    /// time the reopened stream gave.
+    gap: Option<(Position, jiff::Timestamp)>,
+    /// While reading `previous` after such a gap: lines from the first time
+    /// to the position reached are already delivered.
+    window: Option<(jiff::Timestamp, Position)>,
+    /// That read met lines in the window: the reopened stream was the same
+    /// instance after all (its log was rotated past the position).
+    saw_window: bool,
+    /// The container's views, watched during a read only after a gap.
+    views: watch::Receiver<ContainerView>,
 }
 
 /// What the container task does after a step.
@@ -446,7 +462,35 @@ impl Follower {
         if let Some(i) = self.instance
             && view.restart_count > i
         {
-            if self.ctx.config.previous_on_restart {
+            let gap = self.gap.take();
+            if let Some((before, from)) = gap.filter(|_| view.restart_count == i + 1) {
+                // Since the gap the stream may have been the new instance's.
+                // Read the old one from where it was; lines from the gap on
+                // are delivered already if they are the same instance's.
+                let reached = std::mem::replace(&mut self.pos, before);
+                self.instance = Some(i);
+                self.window = Some((from, reached.clone()));
+                self.saw_window = false;
+                let end = if self.ctx.config.previous_on_restart {
+                    self.read(false, true).await
+                } else {
+                    ReadEnd::Ended
+                };
+                self.window = None;
+                if let ReadEnd::Stopped = end {
+                    return false;
+                }
+                self.finished = false;
+                if self.saw_window {
+                    // The same instance: the new one starts afresh.
+                    self.instance = None;
+                    self.pos = self.start_position();
+                } else {
+                    // The new instance, read up to `reached` already.
+                    self.instance = Some(view.restart_count);
+                    self.pos = reached;
+                }
+            } else if self.ctx.config.previous_on_restart {
                 if view.restart_count > i + 1 {
                     // The instances in between are gone; the last one is
                     // new to us, from its start.
@@ -459,10 +503,14 @@ impl Follower {
                         return false;
                     }
                 }
+                self.instance = None;
+                self.finished = false;
+                self.pos = self.start_position();
+            } else {
+                self.instance = None;
+                self.finished = false;
+                self.pos = self.start_position();
             }
-            self.instance = None;
-            self.finished = false;
-            self.pos = self.start_position();
         }
         if view.pod_gone || view.ended {
             // The instance has exited: read it to its end, once.
@@ -638,6 +686,15 @@ impl Follower {
         let mut reader = std::pin::pin!(reader);
         let mut line = Vec::with_capacity(256);
         let mut to_skip = self.pos.at_last.clone();
+        // A reopened stream of the same instance begins with the last line
+        // delivered (`sinceTime` is inclusive); one that does not may be a
+        // new instance.
+        let mut verify = !to_skip.is_empty() && !previous;
+        let mut window_skip = self
+            .window
+            .as_ref()
+            .map(|(_, reached)| reached.at_last.clone())
+            .unwrap_or_default();
         // Turns of different streams end at different times.
         let slice = ctx.options.time_slice.mul_f64(1.0 + fastrand::f64() / 2.0);
         let turn = tokio::time::sleep(slice);
@@ -658,6 +715,8 @@ impl Follower {
             .clone();
         // Handlers added while a stream is open see its lines from its next turn.
         let handlers = ctx.env.handlers();
+        let mut views = self.views.clone();
+        views.mark_unchanged();
         // Lines already read (the position is past them) go to the
         // handlers together: when nothing more is waiting in the stream,
         // when the batch is full, and before this function returns.
@@ -671,6 +730,14 @@ impl Follower {
             let read = tokio::select! {
                 r = read_line(&mut reader, &mut line, max) => r,
                 _ = stop.changed() => break ReadEnd::Stopped,
+                // After a gap this stream may be a new instance: when the
+                // status says so, stop, so that the old one is read.
+                changed = views.changed(), if follow && self.gap.is_some() => {
+                    if changed.is_err() || views.borrow().restart_count > restart {
+                        break ReadEnd::Ended;
+                    }
+                    continue;
+                }
                 () = &mut turn, if follow => {
                     if ctx.budget.has_waiters() {
                         break ReadEnd::Yielded;
@@ -690,6 +757,35 @@ impl Follower {
             };
             let text = line.get(split + 1..).unwrap_or_default();
             let hash = content_hash(text);
+            if verify {
+                verify = false;
+                if let Some(last) = self.pos.at
+                    && at > last
+                {
+                    tracing::debug!(container = %self.source, "the reopened log does not begin where it was left");
+                    self.gap = Some((self.pos.clone(), at));
+                }
+            }
+            if let Some((from, reached)) = &self.window
+                && at >= *from
+            {
+                self.saw_window = true;
+                let seen = match reached.at {
+                    Some(r) if at < r => true,
+                    Some(r) if at == r => match window_skip.iter().position(|h| *h == hash) {
+                        Some(i) => {
+                            window_skip.swap_remove(i);
+                            true
+                        }
+                        None => false,
+                    },
+                    _ => false,
+                };
+                if seen {
+                    duplicate.inc();
+                    continue;
+                }
+            }
             match self.pos.at {
                 Some(last) if at < last => {
                     duplicate.inc();

@@ -512,3 +512,72 @@ async fn five_hundred_pods_share_fifty_streams_and_lose_nothing() {
     }
     controller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_unseen_while_the_stream_was_down_still_loses_and_repeats_nothing() {
+    let sim = living(3).await;
+    sim.create(pod(
+        "u",
+        json!({}),
+        json!({ "containers": [{ "name": "app", "image": "app:1" }] }),
+    ))
+    .unwrap();
+    let (controller, lines) = follow(&sim, "logs: {}", options(Duration::from_secs(10))).await;
+    running(&sim, "u").await;
+    sim.append_log("default", "u", "app", vec!["old 1".into(), "old 2".into()])
+        .unwrap();
+    lines
+        .wait("the first lines", Duration::from_secs(10), |all| {
+            all.iter().any(|l| l.text == "old 2")
+        })
+        .await;
+    // The pod's status cannot reach Faro for a while: the stream drops, the
+    // container writes its last lines and restarts, and the new instance
+    // writes. Faro reopens the stream and finds the new instance there.
+    sim.freeze_watches(Duration::from_millis(1500));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sim.close_log_follows();
+    sim.append_log("default", "u", "app", vec!["old last".into()])
+        .unwrap();
+    sim.restart_container("default", "u", "app", 1, "Error")
+        .unwrap();
+    sim.append_log("default", "u", "app", vec!["new 1".into()])
+        .unwrap();
+    lines
+        .wait("the new instance's line", Duration::from_secs(10), |all| {
+            all.iter().any(|l| l.text == "new 1")
+        })
+        .await;
+    // Once the status says it restarted, the old instance's last line comes
+    // from `previous`, and the new instance goes on where it was.
+    lines
+        .wait(
+            "the old instance's last line",
+            Duration::from_secs(10),
+            |all| all.iter().any(|l| l.text == "old last"),
+        )
+        .await;
+    sim.append_log("default", "u", "app", vec!["new 2".into()])
+        .unwrap();
+    lines
+        .wait(
+            "the new instance's next line",
+            Duration::from_secs(10),
+            |all| all.iter().any(|l| l.text == "new 2"),
+        )
+        .await;
+    let all = lines.all();
+    assert_no_duplicates(&all);
+    let texts: Vec<&str> = all
+        .iter()
+        .map(|l| l.text.as_str())
+        .filter(|t| t.starts_with("old") || t.starts_with("new"))
+        .collect();
+    let count = |t: &str| texts.iter().filter(|x| **x == t).count();
+    for t in ["old 1", "old 2", "old last", "new 1", "new 2"] {
+        assert_eq!(count(t), 1, "{t} in {texts:?}");
+    }
+    let last = all.iter().find(|l| l.text == "old last").unwrap();
+    assert!(last.previous, "{last:?}");
+    controller.stop().await;
+}
