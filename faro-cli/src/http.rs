@@ -209,6 +209,15 @@ impl SinkHealth for faro_dispatch::ContainerLogsSink {
     }
 }
 
+impl SinkHealth for faro_dispatch::RecordsSink {
+    fn healthy(&self) -> bool {
+        faro_dispatch::RecordsSink::healthy(self)
+    }
+    fn write_failures(&self) -> u64 {
+        faro_dispatch::RecordsSink::write_failures(self)
+    }
+}
+
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(

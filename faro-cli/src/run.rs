@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use faro_core::Config;
 use faro_core::config::{LogLevel, Overrides};
-use faro_dispatch::{ContainerLogsSink, Dispatcher, DispatcherOptions, JsonLinesSink, TextLogSink};
+use faro_core::RecordKind;
+use faro_dispatch::{
+    ContainerLogsSink, CorrelationSink, Dispatcher, DispatcherOptions, JsonLinesSink, RecordsSink,
+    TextLogSink,
+};
 use faro_watch::{Controller, InformerState, Resolution};
 use kube::api::ListParams;
 use prometheus_client::registry::Registry;
@@ -118,6 +122,9 @@ pub struct Session {
     pub dispatcher: Dispatcher,
     pub json: Option<Arc<JsonLinesSink>>,
     pub container_logs: Option<Arc<ContainerLogsSink>>,
+    pub k8s_events: Option<Arc<RecordsSink>>,
+    pub lifecycle: Option<Arc<RecordsSink>>,
+    pub correlations: Option<Arc<CorrelationSink>>,
     pub log_file: PathBuf,
     pub metrics_url: Option<String>,
     pub ready: Arc<AtomicBool>,
@@ -163,6 +170,44 @@ impl Session {
         } else {
             None
         };
+        let records = |kind: RecordKind| -> Result<Arc<RecordsSink>, Failure> {
+            let sink = Arc::new(RecordsSink::create(&config.output_dir, kind).map_err(|e| {
+                Failure::Runtime(format!("output_dir {}: {e}", config.output_dir.display()))
+            })?);
+            register_one_lane(&dispatcher, sink.clone(), &config.workers)?;
+            Ok(sink)
+        };
+        let k8s_events = match &config.k8s_events {
+            Some(_) => Some(records(RecordKind::K8sEvent)?),
+            None => None,
+        };
+        let watches_pods = config
+            .watch_specs
+            .iter()
+            .any(|s| s.gvr.group().is_empty() && s.gvr.resource() == "pods");
+        let lifecycle = if config.lifecycle.enabled && watches_pods {
+            Some(records(RecordKind::Lifecycle)?)
+        } else {
+            None
+        };
+        let correlations = if config.correlation_output.enabled {
+            let dir = config
+                .correlation_output
+                .directory
+                .clone()
+                .unwrap_or_else(|| config.output_dir.join("correlations"));
+            let sink = CorrelationSink::create(&dir, &config.correlation_output).map_err(|e| {
+                Failure::Usage(format!(
+                    "correlation_output.directory: {:?} cannot be written: {e}; expected a writable directory",
+                    dir.display().to_string()
+                ))
+            })?;
+            let sink = Arc::new(sink);
+            register_one_lane(&dispatcher, sink.clone(), &config.workers)?;
+            Some(sink)
+        } else {
+            None
+        };
         let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
         let log_file = logs.join(format!("faro-{}.log", now.strftime("%Y%m%d-%H%M%S")));
         let text_log = TextLogSink::at(log_file.clone())
@@ -199,6 +244,17 @@ impl Session {
                 if let Some(sink) = &container_logs {
                     sinks.push((ContainerLogsSink::NAME, sink.clone()));
                 }
+                for (kind, sink) in [
+                    (RecordKind::K8sEvent, &k8s_events),
+                    (RecordKind::Lifecycle, &lifecycle),
+                ] {
+                    if let Some(sink) = sink {
+                        sinks.push((RecordsSink::name_for(kind), sink.clone()));
+                    }
+                }
+                if let Some(sink) = &correlations {
+                    sink.metrics().register(&mut registry);
+                }
                 registry.register_collector(Box::new(http::SinkCollector(sinks)));
                 let bound = http::serve(
                     addr,
@@ -218,6 +274,9 @@ impl Session {
             dispatcher,
             json,
             container_logs,
+            k8s_events,
+            lifecycle,
+            correlations,
             log_file,
             metrics_url,
             ready,
@@ -262,6 +321,12 @@ impl Session {
             updated,
             deleted,
             log_lines: self.container_logs.as_ref().map(|c| c.written()),
+            k8s_events: self.k8s_events.as_ref().map(|c| c.written()),
+            lifecycle_records: self.lifecycle.as_ref().map(|c| c.written()),
+            correlation_files: self
+                .correlations
+                .as_ref()
+                .map(|c| c.metrics().files_written.get()),
             dropped: self.dispatcher.dropped_total(),
             run_seconds: self.started.elapsed().as_secs_f64(),
         }
@@ -290,6 +355,12 @@ pub struct Summary {
     pub deleted: u64,
     /// Lines in the container-logs file, when logs are followed.
     pub log_lines: Option<u64>,
+    /// Records in the k8s-events file, when Events are reported.
+    pub k8s_events: Option<u64>,
+    /// Records in the lifecycle file, when pods are watched.
+    pub lifecycle_records: Option<u64>,
+    /// Correlation documents written, when they are on.
+    pub correlation_files: Option<u64>,
     pub dropped: u64,
     pub run_seconds: f64,
 }
@@ -305,6 +376,15 @@ impl Summary {
         });
         if let Some(n) = self.log_lines {
             out["logLines"] = n.into();
+        }
+        if let Some(n) = self.k8s_events {
+            out["k8sEvents"] = n.into();
+        }
+        if let Some(n) = self.lifecycle_records {
+            out["lifecycleRecords"] = n.into();
+        }
+        if let Some(n) = self.correlation_files {
+            out["correlationFiles"] = n.into();
         }
         out.to_string()
     }
@@ -358,6 +438,15 @@ pub async fn run(common: &Common, config: Config) -> Result<(), Failure> {
     }
     if let Some(logs) = &session.container_logs {
         println!("FARO_CONTAINER_LOGS_FILE: {}", logs.path().display());
+    }
+    if let Some(events) = &session.k8s_events {
+        println!("FARO_K8S_EVENTS_FILE: {}", events.path().display());
+    }
+    if let Some(lifecycle) = &session.lifecycle {
+        println!("FARO_LIFECYCLE_FILE: {}", lifecycle.path().display());
+    }
+    if let Some(correlations) = &session.correlations {
+        println!("FARO_CORRELATION_DIR: {}", correlations.directory().display());
     }
     println!("FARO_LOG_FILE: {}", session.log_file.display());
     let stats = tokio::spawn(crate::stats::every(

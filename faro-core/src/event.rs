@@ -96,6 +96,7 @@ struct EventData {
     resource_version: String,
     inferred: bool,
     workload: Option<Arc<str>>,
+    correlation: Option<Arc<str>>,
     /// The event's serialised form, made at most once and shared by every
     /// consumer that needs it (the plugin envelope).
     serialized: OnceLock<Arc<[u8]>>,
@@ -123,6 +124,7 @@ impl MatchedEvent {
                 observed_at: jiff::Timestamp::now(),
                 inferred: false,
                 workload: None,
+                correlation: None,
                 serialized: OnceLock::new(),
             },
         }
@@ -142,6 +144,7 @@ impl MatchedEvent {
             resource_version: d.resource_version.clone(),
             inferred: d.inferred,
             workload: d.workload.clone(),
+            correlation: d.correlation.clone(),
             serialized: OnceLock::new(),
         }))
     }
@@ -199,6 +202,13 @@ impl MatchedEvent {
     pub fn workload(&self) -> Option<&str> {
         self.0.workload.as_deref()
     }
+
+    /// The id of the workload the object belongs to: its top owner
+    /// (`Deployment/shop/web`), or the workload id when workload detection
+    /// is on.
+    pub fn correlation(&self) -> Option<&Arc<str>> {
+        self.0.correlation.as_ref()
+    }
 }
 
 /// Sets the less common parts of a [`MatchedEvent`].
@@ -227,6 +237,13 @@ impl MatchedEventBuilder {
     #[must_use]
     pub fn workload(mut self, workload: Arc<str>) -> Self {
         self.data.workload = Some(workload);
+        self
+    }
+
+    /// The id of the workload the object belongs to.
+    #[must_use]
+    pub fn correlation(mut self, correlation: Arc<str>) -> Self {
+        self.data.correlation = Some(correlation);
         self
     }
 

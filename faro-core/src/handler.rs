@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{LogRecord, MatchedEvent};
+use crate::{LogRecord, MatchedEvent, Record};
 
 /// Receives every matched event. `faro-watch` calls it; `faro-dispatch`'s
 /// `Dispatcher` and a user's own types implement it.
@@ -40,6 +40,14 @@ pub trait EventHandler: Send + Sync + 'static {
         }
         result
     }
+
+    /// Handles a Kubernetes Event occurrence or a lifecycle record (when
+    /// the configuration asks for them). Records about one object arrive
+    /// in order. By default, ignored.
+    async fn on_record(&self, record: &Record) -> Result<(), HandlerError> {
+        let _ = record;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -58,6 +66,10 @@ impl<H: EventHandler + ?Sized> EventHandler for Arc<H> {
 
     async fn on_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
         (**self).on_logs(records).await
+    }
+
+    async fn on_record(&self, record: &Record) -> Result<(), HandlerError> {
+        (**self).on_record(record).await
     }
 }
 

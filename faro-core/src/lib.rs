@@ -1,6 +1,7 @@
 //! Faro's vocabulary: resource names ([`Gvr`], [`Scope`]), events
 //! ([`EventType`], [`ObjectKey`], [`MatchedEvent`]), container log lines
-//! ([`LogRecord`], [`ContainerRef`]), the [`EventHandler`]
+//! ([`LogRecord`], [`ContainerRef`]), Kubernetes Event occurrences and pod
+//! lifecycle changes ([`Record`]), the [`EventHandler`]
 //! trait that joins watching to dispatching, and the [`config`]uration with
 //! its validation and normalisation into [`WatchSpec`]s.
 //!
@@ -32,12 +33,17 @@ mod event;
 mod gvr;
 mod handler;
 mod log;
+mod record;
 
-pub use config::{Config, ConfigError, LogsConfig, ResourceRule, WatchSpec, WorkloadConfig};
+pub use config::{
+    Config, ConfigError, CorrelationOutputConfig, K8sEventsConfig, LifecycleConfig, LogsConfig,
+    ResourceRule, WatchSpec, WorkloadConfig,
+};
 pub use event::{EventType, MatchedEvent, MatchedEventBuilder, ObjectKey};
 pub use gvr::{Gvr, GvrError, Scope, ScopeError};
 pub use handler::{EventHandler, HandlerError};
 pub use log::{ContainerRef, ContainerType, LogRecord, LogRecordBuilder};
+pub use record::{Record, RecordKind, RecordParts};
 
 /// Re-exported so that users name one version of the object type.
 pub use kube_core::DynamicObject;

@@ -50,6 +50,8 @@ pub struct ContainerRef {
     pub container: Arc<str>,
     /// Where in the pod spec it is declared.
     pub container_type: ContainerType,
+    /// The id of the workload the pod belongs to (its top owner).
+    pub correlation: Option<Arc<str>>,
 }
 
 impl fmt::Display for ContainerRef {
@@ -188,6 +190,8 @@ impl LogRecord {
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             truncated: bool,
             line: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            correlation: Option<&'a str>,
         }
         let d = &self.0;
         let s = &d.source;
@@ -204,6 +208,7 @@ impl LogRecord {
             previous: d.previous,
             truncated: d.truncated,
             line: self.line(),
+            correlation: s.correlation.as_deref(),
         };
         if serde_json::to_writer(&mut *out, &line).is_ok() {
             out.push(b'\n');

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use faro_core::config::{FullQueuePolicy, MiddlewareConfig, WorkerSettings, WorkersConfig};
-use faro_core::{EventHandler, Gvr, HandlerError, LogRecord, MatchedEvent};
+use faro_core::{EventHandler, Gvr, HandlerError, LogRecord, MatchedEvent, Record, RecordKind};
 use futures_util::FutureExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
@@ -61,6 +61,7 @@ pub enum DispatchError {
 enum Item {
     Event(MatchedEvent),
     Logs(Arc<[LogRecord]>),
+    Record(Record),
 }
 
 /// One registered worker: its lanes and its health.
@@ -69,6 +70,8 @@ struct Slot {
     worker: Arc<dyn ResourceWorker>,
     handles: Handles,
     wants_logs: bool,
+    /// Per `RecordKind::index`.
+    wants_records: [bool; 2],
     policy: FullQueuePolicy,
     /// Emptied at shutdown, which closes the lanes.
     lanes: RwLock<Vec<mpsc::Sender<Item>>>,
@@ -90,6 +93,8 @@ struct Routes {
     all: Arc<[Arc<Slot>]>,
     /// For container log lines: the workers that want them.
     logs: Arc<[Arc<Slot>]>,
+    /// Per `RecordKind::index`: the workers that want records of that kind.
+    records: [Arc<[Arc<Slot>]>; 2],
     slots: Vec<Arc<Slot>>,
 }
 
@@ -121,6 +126,13 @@ impl Routes {
                 .collect(),
             all: Arc::from(all),
             logs: slots.iter().filter(|s| s.wants_logs).cloned().collect(),
+            records: RecordKind::ALL.map(|k| {
+                slots
+                    .iter()
+                    .filter(|s| s.wants_records[k.index()])
+                    .cloned()
+                    .collect()
+            }),
             slots,
         }
     }
@@ -253,6 +265,7 @@ impl Dispatcher {
         let slot = Arc::new(Slot {
             handles: worker.handles(),
             wants_logs: worker.wants_logs(),
+            wants_records: RecordKind::ALL.map(|k| worker.wants_records(k)),
             dropped: DispatchMetrics::worker(&metrics.dropped, &name),
             name,
             worker,
@@ -429,6 +442,27 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Hands a record to every worker that wants its kind, in the lane of
+    /// the object it is about.
+    async fn dispatch_record(&self, record: &Record) -> Result<(), HandlerError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(HandlerError::new("the dispatcher is shut down"));
+        }
+        let routes = read(&self.inner.routes).clone();
+        let slots = &routes.records[record.kind().index()];
+        if slots.is_empty() {
+            return Ok(());
+        }
+        let lane_hash = {
+            let mut h = std::hash::DefaultHasher::new();
+            record.subject().hash(&mut h);
+            h.finish()
+        };
+        self.enqueue(slots, lane_hash, || Item::Record(record.clone()))
+            .await;
+        Ok(())
+    }
+
     /// Puts an item into the lane `lane_hash` picks of each slot, by its
     /// full-queue policy.
     async fn enqueue(&self, slots: &[Arc<Slot>], lane_hash: u64, item: impl Fn() -> Item) {
@@ -492,6 +526,10 @@ impl EventHandler for Dispatcher {
     async fn on_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
         self.dispatch_logs(records).await
     }
+
+    async fn on_record(&self, record: &Record) -> Result<(), HandlerError> {
+        self.dispatch_record(record).await
+    }
 }
 
 /// Closes a worker's lanes, waits for them to drain, and shuts it down.
@@ -551,6 +589,11 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
                     .catch_unwind()
                     .await
             }
+            Item::Record(r) => {
+                AssertUnwindSafe(slot.worker.handle_record(r))
+                    .catch_unwind()
+                    .await
+            }
         };
         let panic = match result {
             Ok(Ok(())) => None,
@@ -594,6 +637,7 @@ impl std::fmt::Display for Item {
                 Some(first) => write!(f, "log {} ({} lines)", first.source(), r.len()),
                 None => f.write_str("log (no lines)"),
             },
+            Item::Record(r) => write!(f, "{} {}", r.kind(), r.subject()),
         }
     }
 }

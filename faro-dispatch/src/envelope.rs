@@ -22,6 +22,8 @@ struct Envelope<'a> {
     inferred: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     workload: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation: Option<&'a str>,
     object: &'a faro_core::DynamicObject,
 }
 
@@ -40,6 +42,7 @@ pub fn envelope(event: &MatchedEvent) -> Vec<u8> {
         timestamp: event.observed_at().to_string(),
         inferred: event.is_inferred(),
         workload: event.workload(),
+        correlation: event.correlation().map(|c| &**c),
         object: event.object(),
     };
     serde_json::to_vec(&envelope).unwrap_or_default()
@@ -61,6 +64,8 @@ struct Line<'a> {
     inferred: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     workload: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation: Option<&'a str>,
     #[serde(skip_serializing_if = "is_empty")]
     labels: Option<&'a BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "is_empty")]
@@ -85,6 +90,7 @@ pub fn json_line(event: &MatchedEvent, out: &mut Vec<u8>) {
         resource_version: event.resource_version(),
         inferred: event.is_inferred(),
         workload: event.workload(),
+        correlation: event.correlation().map(|c| &**c),
         labels: meta.labels.as_ref(),
         annotations: meta.annotations.as_ref(),
     };

@@ -1,9 +1,10 @@
 //! Everything after a match: routing `MatchedEvent`s by GVR to resource
 //! workers over bounded, per-object-ordered queues, the middleware every
 //! event goes through first, the built-in sinks (JSON lines, text log,
-//! container logs) and the loader of plugins speaking `faro-plugin-abi`.
-//! Container log lines (`LogRecord`) take the same path to the workers
-//! that ask for them.
+//! container logs, Kubernetes Events, lifecycle, one document per
+//! correlation) and the loader of plugins speaking `faro-plugin-abi`.
+//! Container log lines (`LogRecord`) and records (`Record`) take the same
+//! path to the workers that ask for them.
 //!
 //! It meets `faro-watch` only through `faro_core::EventHandler`: a
 //! [`Dispatcher`] is a handler, so a binary plugs it into a controller.
@@ -18,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod correlation;
 mod dispatcher;
 mod envelope;
 mod metrics;
@@ -31,5 +33,6 @@ pub use envelope::{envelope, json_line, log_envelope};
 pub use metrics::DispatchMetrics;
 pub use middleware::{DropManagedFields, Middleware, REDACTED, RedactSecrets};
 pub use plugin::{PluginError, PluginManifest, PluginWorker, config_name, load, load_directory};
-pub use sinks::{ContainerLogsSink, JsonLinesSink, TextLogSink};
+pub use correlation::{CorrelationMetrics, CorrelationSink};
+pub use sinks::{ContainerLogsSink, JsonLinesSink, RecordsSink, TextLogSink};
 pub use worker::{Handles, ResourceWorker, WorkerError};

@@ -1,6 +1,7 @@
 //! The built-in sinks: the JSON lines event file of the output contract, a
-//! human-readable text log (both resource workers for every GVR), and the
-//! container-logs file of log lines.
+//! human-readable text log (both resource workers for every GVR), the
+//! container-logs file of log lines, and the k8s-events and lifecycle
+//! files of records.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -9,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use faro_core::{EventType, LogRecord, MatchedEvent};
+use faro_core::{EventType, LogRecord, MatchedEvent, Record, RecordKind};
 
 use crate::envelope::json_line;
 use crate::worker::{Handles, ResourceWorker, WorkerError};
@@ -68,7 +69,7 @@ struct LineFile {
 }
 
 /// `<output_dir>/logs/<prefix>-YYYYMMDD-HHMMSS.json`, creating `logs/`.
-fn dated(output_dir: &Path, prefix: &str) -> io::Result<PathBuf> {
+pub(crate) fn dated(output_dir: &Path, prefix: &str) -> io::Result<PathBuf> {
     let logs = output_dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
@@ -360,6 +361,106 @@ impl ResourceWorker for ContainerLogsSink {
                 }
             })
             .await;
+        Ok(())
+    }
+
+    async fn idle(&self) {
+        self.file.idle();
+    }
+
+    fn unfinished(&self) -> bool {
+        self.file.unfinished()
+    }
+
+    async fn shutdown(&self) -> Result<(), WorkerError> {
+        self.file.shutdown()
+    }
+}
+
+/// `<output_dir>/logs/k8s-events-YYYYMMDD-HHMMSS.json` or
+/// `lifecycle-YYYYMMDD-HHMMSS.json`: one JSON record per Kubernetes Event
+/// occurrence (`{"kind":"k8s-event",…}`) or lifecycle change
+/// (`{"kind":"lifecycle",…}`), written like the event file (whole lines,
+/// buffered, flushed when the queue goes idle). It takes records of its
+/// one kind only.
+pub struct RecordsSink {
+    kind: RecordKind,
+    file: LineFile,
+}
+
+impl std::fmt::Debug for RecordsSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordsSink")
+            .field("kind", &self.kind)
+            .field("path", &self.file.path)
+            .finish()
+    }
+}
+
+impl RecordsSink {
+    /// The worker name for records of `kind`: `k8s-events` or `lifecycle`,
+    /// also the file name's prefix.
+    pub fn name_for(kind: RecordKind) -> &'static str {
+        match kind {
+            RecordKind::K8sEvent => "k8s-events",
+            RecordKind::Lifecycle => "lifecycle",
+        }
+    }
+
+    /// Creates `<output_dir>/logs/` and a new file named after the kind and the current time.
+    pub fn create(output_dir: &Path, kind: RecordKind) -> io::Result<Self> {
+        Self::at(dated(output_dir, Self::name_for(kind))?, kind)
+    }
+
+    /// Appends records of `kind` to the file at `path`, creating it.
+    pub fn at(path: PathBuf, kind: RecordKind) -> io::Result<Self> {
+        Ok(Self {
+            kind,
+            file: LineFile::open(path)?,
+        })
+    }
+
+    /// Records in the file so far.
+    pub fn written(&self) -> u64 {
+        self.file.written[0].load(Ordering::Relaxed)
+    }
+
+    /// Where the records go.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// False while writing the file fails (a full disk); records wait in memory.
+    pub fn healthy(&self) -> bool {
+        self.file.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Write attempts that failed so far.
+    pub fn write_failures(&self) -> u64 {
+        self.file.failures.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl ResourceWorker for RecordsSink {
+    fn name(&self) -> &str {
+        Self::name_for(self.kind)
+    }
+
+    fn handles(&self) -> Handles {
+        Handles::Only(Vec::new())
+    }
+
+    async fn handle(&self, _event: &MatchedEvent) -> Result<(), WorkerError> {
+        Ok(())
+    }
+
+    fn wants_records(&self, kind: RecordKind) -> bool {
+        kind == self.kind
+    }
+
+    async fn handle_record(&self, record: &Record) -> Result<(), WorkerError> {
+        self.file.push(0, |buf| record.write_json(buf)).await;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! What a resource worker is: the trait every consumer of matched events
 //! implements, linked in or loaded as a plugin.
 
-use faro_core::{Gvr, LogRecord, MatchedEvent};
+use faro_core::{Gvr, LogRecord, MatchedEvent, Record, RecordKind};
 
 /// Which GVRs a worker handles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,21 @@ pub trait ResourceWorker: Send + Sync + 'static {
         for record in records {
             self.handle_log(record).await?;
         }
+        Ok(())
+    }
+
+    /// Whether it wants records of `kind` (Kubernetes Event occurrences,
+    /// lifecycle records) through `handle_record`. Read once per kind,
+    /// when the worker is registered.
+    fn wants_records(&self, kind: RecordKind) -> bool {
+        let _ = kind;
+        false
+    }
+
+    /// Handles one record; records about one object arrive in order, in
+    /// one lane.
+    async fn handle_record(&self, record: &Record) -> Result<(), WorkerError> {
+        let _ = record;
         Ok(())
     }
 

@@ -11,8 +11,8 @@ use faro_core::DynamicObject;
 use faro_core::config::NamespaceSelection;
 use faro_core::config::normalise;
 use faro_core::{
-    Config, EventHandler, EventType, Gvr, LogsConfig, ResourceRule, Scope, WatchSpec,
-    WorkloadConfig,
+    Config, EventHandler, EventType, Gvr, K8sEventsConfig, LogsConfig, ResourceRule, Scope,
+    WatchSpec, WorkloadConfig,
 };
 use faro_filter::ClientFilter;
 use prometheus_client::registry::Registry;
@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     logs: Option<LogsConfig>,
     log_ctx: Mutex<Option<Arc<LogCtx>>>,
     log_subscriptions: Mutex<Vec<Subscription>>,
+    k8s_events: Option<K8sEventsConfig>,
+    k8s_event_subscriptions: Mutex<Vec<Subscription>>,
     started: AtomicBool,
     ready: watch::Sender<bool>,
     on_ready: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
@@ -126,19 +128,30 @@ impl Controller {
 
     /// A controller with explicit options.
     pub fn with_options(client: kube::Client, config: &Config, options: WatchOptions) -> Self {
+        let metrics = WatchMetrics::default();
+        let lifecycle = config.lifecycle.enabled.then(|| {
+            crate::lifecycle::Lifecycle::new(
+                config.lifecycle.replacement_window,
+                metrics.lifecycle_records.clone(),
+            )
+        });
         let env = Arc::new(Env {
             discovery: Discovery::new(client.clone()),
             client,
             options,
-            metrics: WatchMetrics::default(),
+            metrics,
+            lifecycle,
             handlers: RwLock::new(Arc::from(Vec::new())),
             stop: watch::Sender::new(false),
             discovery_changed: watch::Sender::new(0),
             sync_changed: watch::Sender::new(0),
             parked: watch::Sender::new(0),
             streaming: AtomicU8::new(0),
+            owners: Arc::new(crate::owners::Owners::new(config.workload.clone())),
         });
-        let inner = Arc::new_cyclic(|me| Inner {
+        let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
+            env.owners.attach(me.clone());
+            Inner {
             env,
             me: me.clone(),
             informers: Mutex::default(),
@@ -153,10 +166,13 @@ impl Controller {
             logs: config.logs.clone(),
             log_ctx: Mutex::new(None),
             log_subscriptions: Mutex::default(),
+            k8s_events: config.k8s_events.clone(),
+            k8s_event_subscriptions: Mutex::default(),
             started: AtomicBool::new(false),
             ready: watch::Sender::new(false),
             on_ready: Mutex::default(),
             next_id: AtomicU64::new(1),
+        }
         });
         Self { inner }
     }
@@ -250,6 +266,9 @@ impl Controller {
         if let Some(logs) = self.inner.logs.clone() {
             self.start_logs(logs).await?;
         }
+        if let Some(events) = self.inner.k8s_events.clone() {
+            self.start_k8s_events(events).await?;
+        }
         tokio::spawn(readiness(self.inner.clone()));
         tokio::spawn(crd_watcher(self.inner.clone()));
         Ok(())
@@ -295,6 +314,58 @@ impl Controller {
         *lock(&self.inner.log_subscriptions) = subs;
         *lock(&self.inner.log_ctx) = Some(ctx);
         Ok(())
+    }
+
+    /// Reports Kubernetes Event occurrences through the handlers' `on_record`:
+    /// `events.k8s.io/v1` when served, else core `v1/events` (never both).
+    async fn start_k8s_events(&self, config: K8sEventsConfig) -> Result<(), WatchError> {
+        let discovery = &self.inner.env.discovery;
+        let mut chosen = None;
+        for text in ["events.k8s.io/v1/events", "v1/events"] {
+            let gvr = Gvr::parse(text).map_err(|_| WatchError::State("broken"))?;
+            if let Resolution::Served(r) = discovery.resolve(&gvr, Some(Scope::Namespaced)).await? {
+                chosen = Some((gvr, r));
+                break;
+            }
+        }
+        let Some((gvr, resource)) = chosen else {
+            tracing::warn!("the server serves no Events API; k8s_events reports nothing");
+            return Ok(());
+        };
+        let namespaces = match &config.namespaces {
+            NamespaceSelection::Names(names) => names.iter().cloned().map(Some).collect(),
+            _ => vec![None],
+        };
+        let sink: Arc<dyn InternalSink> = Arc::new(crate::k8s_events::K8sEventsSink::new(
+            self.inner.env.clone(),
+            config,
+        ));
+        let subs = namespaces
+            .into_iter()
+            .map(|namespace| {
+                let key = InformerKey {
+                    gvr: gvr.clone(),
+                    namespace,
+                    label_selector: String::new(),
+                    field_selector: String::new(),
+                };
+                self.inner.subscribe(
+                    key,
+                    Some(Scope::Namespaced),
+                    Some(resource.clone()),
+                    Arc::from(Vec::new()),
+                    None,
+                    Some(sink.clone()),
+                )
+            })
+            .collect();
+        *lock(&self.inner.k8s_event_subscriptions) = subs;
+        Ok(())
+    }
+
+    /// Objects in the owner index that gives correlation ids.
+    pub fn owner_index_size(&self) -> usize {
+        self.inner.env.owners.tracked()
     }
 
     /// Container log streams by state, when the configuration follows logs.
@@ -430,6 +501,8 @@ impl Controller {
         lock(&self.inner.workload_subscription).take();
         lock(&self.inner.crd_subscription).take();
         lock(&self.inner.log_subscriptions).clear();
+        lock(&self.inner.k8s_event_subscriptions).clear();
+        self.inner.env.owners.close();
         self.inner.specs.lock().await.subscriptions.clear();
     }
 }
@@ -466,6 +539,16 @@ pub(crate) fn key_of(spec: &WatchSpec) -> InformerKey {
 }
 
 impl Inner {
+    /// The status of the informer for `key`, if one runs.
+    pub(crate) fn informer_status(&self, key: &InformerKey) -> Option<crate::informer::Status> {
+        lock(&self.informers).get(key).map(|e| e.shared.status())
+    }
+
+    /// The owner index, for the subscribers it starts.
+    pub(crate) fn owners_weak(&self) -> Weak<crate::owners::Owners> {
+        Arc::downgrade(&self.env.owners)
+    }
+
     /// Opens (or joins) the informer for `key`.
     pub(crate) fn subscribe(
         &self,
@@ -640,8 +723,9 @@ async fn readiness(inner: Arc<Inner>) {
 /// its resource is served.
 async fn crd_watcher(inner: Arc<Inner>) {
     struct Bump(watch::Sender<u64>);
+    #[async_trait::async_trait]
     impl InternalSink for Bump {
-        fn on_event(&self, _: EventType, _: &Arc<DynamicObject>) {
+        async fn on_event(&self, _: EventType, _: &Arc<DynamicObject>) {
             self.0.send_modify(|n| *n += 1);
         }
     }

@@ -133,6 +133,36 @@ impl Discovery {
         }))
     }
 
+    /// The watchable resource whose kind is `kind` in `api_version`
+    /// (`apps/v1`, `Deployment`), as an owner reference names it; `None`
+    /// when the server serves no such kind.
+    pub async fn resolve_kind(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<ResolvedResource>, WatchError> {
+        let find = |list: &Arc<Vec<APIResource>>| {
+            list.iter()
+                .find(|r| r.kind == kind && !r.name.contains('/'))
+                .cloned()
+        };
+        let found = match self.cached(api_version).as_ref().and_then(find) {
+            Some(found) => Some(found),
+            None => self.fetch(api_version).await?.as_ref().and_then(find),
+        };
+        let Some(resource) = found else {
+            return Ok(None);
+        };
+        let Ok(gvr) = Gvr::parse(&format!("{api_version}/{}", resource.name)) else {
+            return Ok(None);
+        };
+        match self.resolve(&gvr, None).await {
+            Ok(Resolution::Served(r)) => Ok(Some(r)),
+            Ok(Resolution::NotServed) | Err(WatchError::NotWatchable { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Forgets what is cached for `api_version`, so the next lookup asks the server.
     pub fn invalidate(&self, api_version: &str) {
         lock(&self.cache).remove(api_version);

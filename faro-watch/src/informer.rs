@@ -78,8 +78,9 @@ impl InformerState {
 
 /// Receives every classified event of an informer, before client-side
 /// filtering; used by the controller's own watchers (CRDs, workload namespaces).
+#[async_trait::async_trait]
 pub(crate) trait InternalSink: Send + Sync {
-    fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>);
+    async fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>);
 }
 
 /// One consumer of an informer.
@@ -191,6 +192,10 @@ pub(crate) struct Env {
     pub parked: watch::Sender<usize>,
     /// 0 not known yet, 1 the server serves streaming lists, 2 it refuses them.
     pub streaming: AtomicU8,
+    /// Owner chains, for correlation ids.
+    pub owners: Arc<crate::owners::Owners>,
+    /// Lifecycle records of the pods delivered, when on.
+    pub lifecycle: Option<crate::lifecycle::Lifecycle>,
 }
 
 impl Env {
@@ -735,7 +740,7 @@ impl Informer {
         for c in out.drain(..) {
             for s in subscribers.iter() {
                 if let Some(sink) = &s.internal {
-                    sink.on_event(c.event_type, &c.object);
+                    sink.on_event(c.event_type, &c.object).await;
                 }
             }
             if !c.deliver {
@@ -750,7 +755,12 @@ impl Informer {
                 EventType::Updated => self.counters.updated.inc(),
                 EventType::Deleted => self.counters.deleted.inc(),
             };
-            let mut builder = MatchedEvent::builder(c.event_type, resource.gvr.clone(), c.object);
+            let correlation = match &workload {
+                Some(w) => w.clone(),
+                None => self.env.owners.of_object(&c.object).await,
+            };
+            let mut builder = MatchedEvent::builder(c.event_type, resource.gvr.clone(), c.object)
+                .correlation(correlation);
             if let Some(rv) = c.inferred {
                 builder = builder.inferred(rv);
             }
@@ -758,6 +768,12 @@ impl Informer {
                 builder = builder.workload(w);
             }
             let event = builder.build();
+            if let Some(lifecycle) = &self.env.lifecycle
+                && resource.gvr.group().is_empty()
+                && resource.gvr.resource() == "pods"
+            {
+                lifecycle.observe(&event, &handlers).await;
+            }
             for handler in handlers.iter() {
                 if let Err(e) = handler.on_matched(&event).await {
                     tracing::warn!(

@@ -29,9 +29,13 @@ mod controller;
 mod discovery;
 mod error;
 mod informer;
+mod k8s_events;
+mod lifecycle;
 mod logs;
 mod metrics;
+mod narrative;
 mod options;
+mod owners;
 mod workload;
 
 pub use classify::{Classified, KnownState, Observation};

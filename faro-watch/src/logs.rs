@@ -123,6 +123,7 @@ pub(crate) fn start(
         LogSince::Now => Some(now),
         LogSince::Last(d) => now.checked_sub(d).ok(),
     };
+    let owners = env.owners.clone();
     let ctx = Arc::new(LogCtx {
         budget: Budget::new(config.max_streams, env.metrics.clone()),
         env,
@@ -135,7 +136,7 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(manage(Arc::downgrade(&ctx), rx));
     let queued = ctx.counts.queued.clone();
-    (Arc::new(LogSink { tx, queued }), ctx)
+    (Arc::new(LogSink { tx, queued, owners }), ctx)
 }
 
 impl LogCtx {
@@ -173,14 +174,20 @@ impl LogCtx {
 
 /// The pod informers' internal subscriber: hands pod updates to the manager.
 pub(crate) struct LogSink {
-    tx: mpsc::UnboundedSender<(EventType, Arc<DynamicObject>)>,
+    tx: mpsc::UnboundedSender<PodUpdate>,
     queued: Arc<AtomicUsize>,
+    owners: Arc<crate::owners::Owners>,
 }
 
+/// A pod update and the pod's correlation id.
+type PodUpdate = (EventType, Arc<DynamicObject>, Arc<str>);
+
+#[async_trait::async_trait]
 impl InternalSink for LogSink {
-    fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>) {
+    async fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>) {
+        let correlation = self.owners.of_object(object).await;
         self.queued.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send((event_type, object.clone())).is_err() {
+        if self.tx.send((event_type, object.clone(), correlation)).is_err() {
             self.queued.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -193,12 +200,12 @@ struct PodEntry {
 /// Turns pod updates into container views and starts a task per new container.
 async fn manage(
     ctx: Weak<LogCtx>,
-    mut rx: mpsc::UnboundedReceiver<(EventType, Arc<DynamicObject>)>,
+    mut rx: mpsc::UnboundedReceiver<PodUpdate>,
 ) {
     let mut pods: HashMap<String, PodEntry> = HashMap::new();
-    while let Some((event_type, pod)) = rx.recv().await {
+    while let Some((event_type, pod, correlation)) = rx.recv().await {
         let Some(ctx) = ctx.upgrade() else { return };
-        handle_pod(&ctx, &mut pods, event_type, &pod);
+        handle_pod(&ctx, &mut pods, event_type, &pod, &correlation);
         ctx.counts.queued.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -208,6 +215,7 @@ fn handle_pod(
     pods: &mut HashMap<String, PodEntry>,
     event_type: EventType,
     pod: &DynamicObject,
+    correlation: &Arc<str>,
 ) {
     {
         let meta = &pod.metadata;
@@ -248,6 +256,7 @@ fn handle_pod(
                         pod_uid: uid.clone(),
                         container: Arc::from(container.as_str()),
                         container_type: kind,
+                        correlation: Some(correlation.clone()),
                     });
                     let (tx, rx) = watch::channel(view);
                     entry.containers.insert(source.container.clone(), tx);

@@ -45,6 +45,10 @@ pub struct WatchMetrics {
     pub log_skipped: Family<Labels<1>, Counter>,
     /// Log reads refused for lack of `get` on `pods/log`, by namespace.
     pub log_forbidden: Family<Labels<1>, Counter>,
+    /// Kubernetes Event occurrences reported, by type and reason.
+    pub k8s_events: Family<Labels<2>, Counter>,
+    /// Lifecycle records, by reason.
+    pub lifecycle_records: Family<Labels<1>, Counter>,
 }
 
 impl WatchMetrics {
@@ -114,6 +118,16 @@ impl WatchMetrics {
             "faro_log_forbidden",
             "Container log reads refused (no get on pods/log), by namespace",
             self.log_forbidden.clone(),
+        );
+        registry.register(
+            "faro_k8s_events",
+            "Kubernetes Event occurrences reported, by type and reason",
+            self.k8s_events.clone(),
+        );
+        registry.register(
+            "faro_lifecycle_records",
+            "Pod lifecycle records, by reason",
+            self.lifecycle_records.clone(),
         );
         registry.register(
             "faro_handler_errors",

@@ -75,8 +75,9 @@ impl WorkloadSink {
     }
 }
 
+#[async_trait::async_trait]
 impl InternalSink for WorkloadSink {
-    fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>) {
+    async fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>) {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };

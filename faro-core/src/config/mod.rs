@@ -4,6 +4,7 @@
 
 mod error;
 mod logs;
+mod story;
 mod raw;
 mod spec;
 
@@ -20,6 +21,7 @@ use faro_filter::{
 
 pub use error::{ConfigError, Invalid};
 pub use logs::{LogSince, LogsConfig};
+pub use story::{CorrelationOutputConfig, EventsSince, K8sEventsConfig, LifecycleConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 
 use crate::{Gvr, Scope};
@@ -137,6 +139,12 @@ pub struct Config {
     pub middleware: MiddlewareConfig,
     /// Container logs to follow; `None` when the block is absent.
     pub logs: Option<LogsConfig>,
+    /// Kubernetes Events to report; `None` when the block is absent.
+    pub k8s_events: Option<K8sEventsConfig>,
+    /// Lifecycle records of the pods Faro watches.
+    pub lifecycle: LifecycleConfig,
+    /// One JSON document per correlation.
+    pub correlation_output: CorrelationOutputConfig,
 }
 
 /// The `plugins:` block.
@@ -285,6 +293,9 @@ impl Default for Config {
             workers: WorkersConfig::default(),
             middleware: MiddlewareConfig::default(),
             logs: None,
+            k8s_events: None,
+            lifecycle: LifecycleConfig::default(),
+            correlation_output: CorrelationOutputConfig::default(),
         }
     }
 }
@@ -463,6 +474,15 @@ impl Config {
         }
         if let Some(logs) = raw.logs {
             config.logs = Some(logs::logs_config(logs)?);
+        }
+        if let Some(events) = raw.k8s_events {
+            config.k8s_events = Some(story::k8s_events_config(events)?);
+        }
+        if let Some(lifecycle) = raw.lifecycle {
+            config.lifecycle = story::lifecycle_config(lifecycle)?;
+        }
+        if let Some(output) = raw.correlation_output {
+            config.correlation_output = story::correlation_output_config(output)?;
         }
         Ok(config)
     }

@@ -24,6 +24,43 @@ pub(crate) struct RawConfig {
     pub workers: Option<RawWorkers>,
     pub middleware: Option<RawMiddleware>,
     pub logs: Option<RawLogs>,
+    pub k8s_events: Option<RawK8sEvents>,
+    pub lifecycle: Option<RawLifecycle>,
+    pub correlation_output: Option<RawCorrelationOutput>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawK8sEvents {
+    #[serde(default)]
+    pub namespace_names: Vec<String>,
+    #[serde(default)]
+    pub namespace_patterns: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    #[serde(default)]
+    pub exclude_reasons: Vec<String>,
+    #[serde(default)]
+    pub involved_kinds: Vec<String>,
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLifecycle {
+    pub enabled: Option<Value>,
+    pub replacement_window: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCorrelationOutput {
+    pub enabled: Option<Value>,
+    pub directory: Option<String>,
+    pub max_bytes_per_correlation: Option<Value>,
+    pub close_after_idle: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

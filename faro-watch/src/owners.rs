@@ -1,0 +1,547 @@
+//! Correlation ids: the top owner of every object, found by following
+//! `ownerReferences` through a compact index (uid → owner uid, kind,
+//! namespace, name) that watches of the owner kinds keep current. A kind
+//! is indexed the first time a chain needs it, through the shared
+//! informers (so an index watch and a rule's watch of the same resource
+//! are one watch); no object is ever fetched on its own.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use faro_core::{DynamicObject, EventType, WorkloadConfig};
+use tokio::sync::watch;
+
+use crate::controller::{Inner, Subscription};
+use crate::informer::{InformerKey, InformerState, InternalSink, lock};
+
+/// How long a chain waits for an owner kind's first list.
+const SYNC_WAIT: Duration = Duration::from_secs(5);
+/// How long a chain waits for an owner that its index has not seen yet
+/// (created a moment ago; its watch event is on its way).
+const OWNER_WAIT: Duration = Duration::from_secs(1);
+/// An owner not found after waiting is not waited for again this long.
+const MISSING_FOR: Duration = Duration::from_secs(60);
+/// A deleted object stays in the index this long, so that the events of
+/// its children that follow (their deletion) still find their top owner.
+const TOMBSTONE_FOR: Duration = Duration::from_secs(300);
+
+/// A uid in 16 bytes (a UUID's bits, or a hash of another string).
+type Uid = [u64; 2];
+
+const NO_OWNER: Uid = [0, 0];
+
+fn uid_of(text: &str) -> Uid {
+    let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() == 32
+        && let Ok(hex) = std::str::from_utf8(&hex)
+        && let (Ok(hi), Ok(lo)) = (
+            u64::from_str_radix(&hex[..16], 16),
+            u64::from_str_radix(&hex[16..], 16),
+        )
+        && [hi, lo] != NO_OWNER
+    {
+        return [hi, lo];
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    let mut a = state.build_hasher();
+    a.write(text.as_bytes());
+    let mut b = state.build_hasher();
+    b.write_u8(0xfa);
+    b.write(text.as_bytes());
+    [a.finish(), b.finish() | 1]
+}
+
+/// One indexed object: 40 bytes plus its name.
+struct Entry {
+    owner: Uid,
+    name: Box<str>,
+    namespace: u32,
+    /// Index into `State::kinds`.
+    kind: u16,
+    /// Known only as some object's owner; its own object has not been seen.
+    placeholder: bool,
+}
+
+/// An owner reference, or an object's own identity.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectRef<'a> {
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+}
+
+impl<'a> ObjectRef<'a> {
+    /// The controlling owner of `object` (else its first owner).
+    pub fn owner_of(object: &'a DynamicObject) -> Option<Self> {
+        let refs = object.metadata.owner_references.as_ref()?;
+        let r = refs
+            .iter()
+            .find(|r| r.controller == Some(true))
+            .or_else(|| refs.first())?;
+        Some(Self {
+            api_version: &r.api_version,
+            kind: &r.kind,
+            namespace: object.metadata.namespace.as_deref(),
+            name: &r.name,
+            uid: Some(&r.uid),
+        })
+    }
+
+    fn id(&self) -> Arc<str> {
+        id(self.kind, self.namespace, self.name)
+    }
+}
+
+fn id(kind: &str, namespace: Option<&str>, name: &str) -> Arc<str> {
+    let mut s = String::with_capacity(kind.len() + name.len() + 2 + namespace.map_or(0, str::len));
+    s.push_str(kind);
+    s.push('/');
+    if let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
+        s.push_str(ns);
+        s.push('/');
+    }
+    s.push_str(name);
+    Arc::from(s)
+}
+
+/// Where an owner kind's index is.
+#[derive(Clone)]
+enum KindIndex {
+    /// Subscribed; its informer's key, to look at its state.
+    Watching(InformerKey),
+    /// The server serves no such kind, or it could not be subscribed.
+    Unavailable,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<Uid, Entry>,
+    /// `apiVersion`, `kind` of each kind id.
+    kinds: Vec<(Arc<str>, Arc<str>)>,
+    namespaces: Vec<Arc<str>>,
+    namespace_ids: HashMap<Arc<str>, u32>,
+    /// Ids of top owners, made once.
+    tops: HashMap<Uid, Arc<str>>,
+    missing: HashMap<Uid, Instant>,
+    tombstones: VecDeque<(Instant, Uid)>,
+    indexes: HashMap<(Arc<str>, Arc<str>), KindIndex>,
+    subscriptions: Vec<Subscription>,
+}
+
+impl State {
+    fn kind_id(&mut self, api_version: &str, kind: &str) -> u16 {
+        if let Some(i) = self
+            .kinds
+            .iter()
+            .position(|(a, k)| &**a == api_version && &**k == kind)
+        {
+            return u16::try_from(i).unwrap_or(u16::MAX);
+        }
+        self.kinds.push((Arc::from(api_version), Arc::from(kind)));
+        u16::try_from(self.kinds.len() - 1).unwrap_or(u16::MAX)
+    }
+
+    fn namespace_id(&mut self, namespace: Option<&str>) -> u32 {
+        let ns = namespace.unwrap_or("");
+        if let Some(i) = self.namespace_ids.get(ns) {
+            return *i;
+        }
+        let ns: Arc<str> = Arc::from(ns);
+        let i = u32::try_from(self.namespaces.len()).unwrap_or(u32::MAX);
+        self.namespaces.push(ns.clone());
+        self.namespace_ids.insert(ns, i);
+        i
+    }
+
+    fn entry_id(&self, e: &Entry) -> Arc<str> {
+        let kind = self.kinds.get(usize::from(e.kind)).map_or("", |(_, k)| k);
+        let ns = self
+            .namespaces
+            .get(e.namespace as usize)
+            .map(|n| &**n)
+            .filter(|n| !n.is_empty());
+        id(kind, ns, &e.name)
+    }
+
+    fn purge(&mut self, now: Instant) {
+        while let Some((at, uid)) = self.tombstones.front().copied() {
+            if now.duration_since(at) < TOMBSTONE_FOR {
+                break;
+            }
+            self.tombstones.pop_front();
+            self.entries.remove(&uid);
+            self.tops.remove(&uid);
+        }
+    }
+}
+
+/// What one step of a chain found.
+enum Step {
+    Done(Arc<str>),
+    /// The kind must be indexed (or its list finish) before going on.
+    NeedKind(Arc<str>, Arc<str>, Arc<str>),
+    /// The owner was not seen yet; wait for the index to change.
+    NeedOwner(Uid, Arc<str>),
+}
+
+/// The owner index and the correlation ids it gives.
+pub(crate) struct Owners {
+    controller: OnceLock<Weak<Inner>>,
+    state: Mutex<State>,
+    changed: watch::Sender<u64>,
+    workload: Option<WorkloadConfig>,
+    lookups: AtomicU64,
+}
+
+impl Owners {
+    pub fn new(workload: Option<WorkloadConfig>) -> Self {
+        Self {
+            controller: OnceLock::new(),
+            state: Mutex::default(),
+            changed: watch::Sender::new(0),
+            workload,
+            lookups: AtomicU64::new(0),
+        }
+    }
+
+    pub fn attach(&self, controller: Weak<Inner>) {
+        let _ = self.controller.set(controller);
+    }
+
+    /// Objects in the index (owners and the objects whose owners they are).
+    pub fn tracked(&self) -> usize {
+        lock(&self.state).entries.len()
+    }
+
+    /// Drops the index watches (at stop).
+    pub fn close(&self) {
+        let subs = std::mem::take(&mut lock(&self.state).subscriptions);
+        drop(subs);
+    }
+
+    /// The workload id of `namespace`, when workload detection is on.
+    fn workload_of(&self, namespace: Option<&str>) -> Option<Arc<str>> {
+        let w = self.workload.as_ref()?;
+        w.namespace_workload(namespace?).map(Arc::from)
+    }
+
+    /// The correlation id of `object`: its workload's id, else its top
+    /// owner's `Kind/namespace/name`, else its own.
+    pub async fn of_object(&self, object: &DynamicObject) -> Arc<str> {
+        if let Some(w) = self.workload_of(object.metadata.namespace.as_deref()) {
+            return w;
+        }
+        match ObjectRef::owner_of(object) {
+            Some(owner) => self.of_ref(&owner).await,
+            None => {
+                let kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
+                id(
+                    kind,
+                    object.metadata.namespace.as_deref(),
+                    object.metadata.name.as_deref().unwrap_or(""),
+                )
+            }
+        }
+    }
+
+    /// The correlation id of the object `r` names (an owner reference, or
+    /// an Event's involved object).
+    pub async fn of_ref(&self, r: &ObjectRef<'_>) -> Arc<str> {
+        if let Some(w) = self.workload_of(r.namespace) {
+            return w;
+        }
+        let Some(uid) = r.uid.filter(|u| !u.is_empty()).map(uid_of) else {
+            return r.id();
+        };
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let mut rx = self.changed.subscribe();
+        let mut waited_kind = false;
+        let mut owner_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let step = self.step(uid, r);
+            match step {
+                Step::Done(id) => return id,
+                Step::NeedKind(api_version, kind, fallback) => {
+                    if waited_kind || !self.index_kind(&api_version, &kind).await {
+                        return fallback;
+                    }
+                    if !self.wait_synced(&api_version, &kind).await {
+                        return fallback;
+                    }
+                    waited_kind = true;
+                }
+                Step::NeedOwner(missing, fallback) => {
+                    let deadline = *owner_deadline
+                        .get_or_insert_with(|| tokio::time::Instant::now() + OWNER_WAIT);
+                    rx.mark_unchanged();
+                    // Looked again after subscribing: nothing is missed.
+                    if let Step::NeedOwner(..) = self.step(uid, r) {
+                        let woke = tokio::time::timeout_at(deadline, rx.changed()).await;
+                        if !matches!(woke, Ok(Ok(()))) {
+                            lock(&self.state).missing.insert(missing, Instant::now());
+                            return fallback;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Walks the chain from `uid` as far as the index knows it.
+    fn step(&self, start: Uid, r: &ObjectRef<'_>) -> Step {
+        let mut s = lock(&self.state);
+        let mut uid = start;
+        // The id to fall back on: the last object of the chain known by name.
+        let mut fallback: Option<Arc<str>> = None;
+        for _ in 0..32 {
+            let Some(e) = s.entries.get(&uid) else {
+                let fallback = fallback.unwrap_or_else(|| r.id());
+                if uid == start {
+                    return match s.indexes.get(&(Arc::from(r.api_version), Arc::from(r.kind))) {
+                        None => Step::NeedKind(
+                            Arc::from(r.api_version),
+                            Arc::from(r.kind),
+                            fallback,
+                        ),
+                        Some(index) => {
+                            self.missing_owner(&s, index, uid, fallback)
+                        }
+                    };
+                }
+                return Step::Done(fallback);
+            };
+            if e.placeholder {
+                let (api_version, kind) = s.kinds[usize::from(e.kind)].clone();
+                let fallback = s.entry_id(e);
+                return match s.indexes.get(&(api_version.clone(), kind.clone())) {
+                    None => Step::NeedKind(api_version, kind, fallback),
+                    Some(index) => self.missing_owner(&s, index, uid, fallback),
+                };
+            }
+            if e.owner == NO_OWNER {
+                if let Some(top) = s.tops.get(&uid) {
+                    return Step::Done(top.clone());
+                }
+                let top = s.entry_id(e);
+                s.tops.insert(uid, top.clone());
+                return Step::Done(top);
+            }
+            fallback = Some(s.entry_id(e));
+            uid = e.owner;
+        }
+        Step::Done(fallback.unwrap_or_else(|| r.id()))
+    }
+
+    /// An owner of an indexed kind is not in the index: wait for it while
+    /// its kind's watch is healthy and it was not waited for lately.
+    fn missing_owner(&self, s: &State, index: &KindIndex, uid: Uid, fallback: Arc<str>) -> Step {
+        let KindIndex::Watching(key) = index else {
+            return Step::Done(fallback);
+        };
+        if s.missing
+            .get(&uid)
+            .is_some_and(|at| at.elapsed() < MISSING_FOR)
+        {
+            return Step::Done(fallback);
+        }
+        match self.informer_state(key) {
+            Some((InformerState::Watching | InformerState::Listing, _)) => {
+                Step::NeedOwner(uid, fallback)
+            }
+            _ => Step::Done(fallback),
+        }
+    }
+
+    fn informer_state(&self, key: &InformerKey) -> Option<(InformerState, bool)> {
+        let inner = self.controller.get()?.upgrade()?;
+        inner.informer_status(key).map(|s| (s.state, s.synced))
+    }
+
+    /// Starts indexing a kind; false when it cannot be.
+    async fn index_kind(&self, api_version: &Arc<str>, kind: &Arc<str>) -> bool {
+        let k = (api_version.clone(), kind.clone());
+        if let Some(index) = lock(&self.state).indexes.get(&k) {
+            return matches!(index, KindIndex::Watching(_));
+        }
+        let Some(inner) = self.controller.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let resource = match inner.env.discovery.resolve_kind(api_version, kind).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                lock(&self.state).indexes.insert(k, KindIndex::Unavailable);
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!("owner kind {api_version} {kind} cannot be resolved: {e}");
+                return false;
+            }
+        };
+        let key = InformerKey {
+            gvr: (*resource.gvr).clone(),
+            namespace: None,
+            label_selector: String::new(),
+            field_selector: String::new(),
+        };
+        let mut s = lock(&self.state);
+        if let Some(index) = s.indexes.get(&k) {
+            return matches!(index, KindIndex::Watching(_));
+        }
+        let scope = resource.scope;
+        let sink: Arc<dyn InternalSink> = Arc::new(IndexSink {
+            owners: inner.owners_weak(),
+        });
+        let sub = inner.subscribe(
+            key.clone(),
+            Some(scope),
+            Some(resource),
+            Arc::from(Vec::new()),
+            None,
+            Some(sink),
+        );
+        tracing::debug!(informer = %key, "indexing owners of kind {kind}");
+        s.subscriptions.push(sub);
+        s.indexes.insert(k, KindIndex::Watching(key));
+        drop(s);
+        true
+    }
+
+    /// Waits for a kind's first list; false when it is not coming soon.
+    async fn wait_synced(&self, api_version: &Arc<str>, kind: &Arc<str>) -> bool {
+        let key = match lock(&self.state)
+            .indexes
+            .get(&(api_version.clone(), kind.clone()))
+        {
+            Some(KindIndex::Watching(key)) => key.clone(),
+            _ => return false,
+        };
+        let Some(inner) = self.controller.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let mut changed = inner.env.sync_changed.subscribe();
+        let deadline = tokio::time::Instant::now() + SYNC_WAIT;
+        loop {
+            changed.mark_unchanged();
+            match inner.informer_status(&key) {
+                Some(s) if s.synced => return true,
+                Some(s) if s.state == InformerState::Listing => {}
+                _ => return false,
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return inner.informer_status(&key).is_some_and(|s| s.synced),
+            }
+        }
+    }
+
+    fn record(&self, object: &DynamicObject) {
+        let Some(uid) = object.metadata.uid.as_deref() else {
+            return;
+        };
+        let uid = uid_of(uid);
+        let Some(types) = object.types.as_ref() else {
+            return;
+        };
+        let namespace = object.metadata.namespace.as_deref();
+        let mut s = lock(&self.state);
+        let owner = match ObjectRef::owner_of(object) {
+            Some(o) => {
+                let owner_uid = o.uid.map_or(NO_OWNER, uid_of);
+                if owner_uid != NO_OWNER && !s.entries.contains_key(&owner_uid) {
+                    let kind = s.kind_id(o.api_version, o.kind);
+                    let ns = s.namespace_id(namespace);
+                    s.entries.insert(
+                        owner_uid,
+                        Entry {
+                            owner: NO_OWNER,
+                            name: o.name.into(),
+                            namespace: ns,
+                            kind,
+                            placeholder: true,
+                        },
+                    );
+                }
+                owner_uid
+            }
+            None => NO_OWNER,
+        };
+        let kind = s.kind_id(&types.api_version, &types.kind);
+        let ns = s.namespace_id(namespace);
+        let name = object.metadata.name.as_deref().unwrap_or("");
+        let unchanged = s
+            .entries
+            .get(&uid)
+            .is_some_and(|e| !e.placeholder && e.owner == owner);
+        if unchanged {
+            return;
+        }
+        s.tops.remove(&uid);
+        s.missing.remove(&uid);
+        s.entries.insert(
+            uid,
+            Entry {
+                owner,
+                name: name.into(),
+                namespace: ns,
+                kind,
+                placeholder: false,
+            },
+        );
+        drop(s);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn forget(&self, object: &DynamicObject) {
+        let Some(uid) = object.metadata.uid.as_deref() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut s = lock(&self.state);
+        s.tombstones.push_back((now, uid_of(uid)));
+        s.purge(now);
+    }
+}
+
+/// Keeps the index current from one owner kind's informer.
+struct IndexSink {
+    owners: Weak<Owners>,
+}
+
+#[async_trait::async_trait]
+impl InternalSink for IndexSink {
+    async fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>) {
+        let Some(owners) = self.owners.upgrade() else {
+            return;
+        };
+        match event_type {
+            EventType::Added | EventType::Updated => owners.record(object),
+            EventType::Deleted => owners.forget(object),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_kept_in_16_bytes_and_other_uids_hashed_apart() {
+        let a = uid_of("6f1c1f3e-8a52-4b7c-9d1e-2f3a4b5c6d7e");
+        assert_eq!(a, [0x6f1c_1f3e_8a52_4b7c, 0x9d1e_2f3a_4b5c_6d7e]);
+        assert_ne!(uid_of("uid-1"), uid_of("uid-2"));
+        assert_ne!(uid_of("uid-1"), NO_OWNER);
+        assert_eq!(uid_of("uid-1"), uid_of("uid-1"));
+    }
+
+    #[test]
+    fn ids_name_kind_namespace_and_name() {
+        assert_eq!(&*id("Deployment", Some("shop"), "web"), "Deployment/shop/web");
+        assert_eq!(&*id("Node", None, "node-1"), "Node/node-1");
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+}
