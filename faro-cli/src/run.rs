@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use faro_core::Config;
-use faro_core::config::{LogLevel, Overrides};
 use faro_core::RecordKind;
+use faro_core::config::{LogLevel, Overrides};
 use faro_dispatch::{
     ContainerLogsSink, CorrelationSink, Dispatcher, DispatcherOptions, JsonLinesSink, RecordsSink,
     TextLogSink,
@@ -446,7 +446,10 @@ pub async fn run(common: &Common, config: Config) -> Result<(), Failure> {
         println!("FARO_LIFECYCLE_FILE: {}", lifecycle.path().display());
     }
     if let Some(correlations) = &session.correlations {
-        println!("FARO_CORRELATION_DIR: {}", correlations.directory().display());
+        println!(
+            "FARO_CORRELATION_DIR: {}",
+            correlations.directory().display()
+        );
     }
     println!("FARO_LOG_FILE: {}", session.log_file.display());
     let stats = tokio::spawn(crate::stats::every(

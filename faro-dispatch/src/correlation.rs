@@ -367,12 +367,18 @@ fn closes(event: &MatchedEvent, correlation: &str) -> bool {
         return false;
     };
     let key = event.key();
-    let Some(rest) = correlation.strip_prefix(kind).and_then(|r| r.strip_prefix('/')) else {
+    let Some(rest) = correlation
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
         return false;
     };
     match &key.namespace {
-        Some(ns) => rest.strip_prefix(ns.as_str()).and_then(|r| r.strip_prefix('/'))
-            == Some(key.name.as_str()),
+        Some(ns) => {
+            rest.strip_prefix(ns.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                == Some(key.name.as_str())
+        }
         None => rest == key.name,
     }
 }

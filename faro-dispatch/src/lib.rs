@@ -28,11 +28,11 @@ mod plugin;
 mod sinks;
 mod worker;
 
+pub use correlation::{CorrelationMetrics, CorrelationSink};
 pub use dispatcher::{DispatchError, Dispatcher, DispatcherOptions};
 pub use envelope::{envelope, json_line, log_envelope};
 pub use metrics::DispatchMetrics;
 pub use middleware::{DropManagedFields, Middleware, REDACTED, RedactSecrets};
 pub use plugin::{PluginError, PluginManifest, PluginWorker, config_name, load, load_directory};
-pub use correlation::{CorrelationMetrics, CorrelationSink};
 pub use sinks::{ContainerLogsSink, JsonLinesSink, RecordsSink, TextLogSink};
 pub use worker::{Handles, ResourceWorker, WorkerError};

@@ -152,27 +152,27 @@ impl Controller {
         let inner = Arc::new_cyclic(|me: &Weak<Inner>| {
             env.owners.attach(me.clone());
             Inner {
-            env,
-            me: me.clone(),
-            informers: Mutex::default(),
-            retired: Mutex::default(),
-            specs: tokio::sync::Mutex::new(SpecState {
-                rules: config.rules.clone(),
-                subscriptions: HashMap::new(),
-            }),
-            workload: config.workload.clone(),
-            workload_subscription: Mutex::new(None),
-            crd_subscription: Mutex::new(None),
-            logs: config.logs.clone(),
-            log_ctx: Mutex::new(None),
-            log_subscriptions: Mutex::default(),
-            k8s_events: config.k8s_events.clone(),
-            k8s_event_subscriptions: Mutex::default(),
-            started: AtomicBool::new(false),
-            ready: watch::Sender::new(false),
-            on_ready: Mutex::default(),
-            next_id: AtomicU64::new(1),
-        }
+                env,
+                me: me.clone(),
+                informers: Mutex::default(),
+                retired: Mutex::default(),
+                specs: tokio::sync::Mutex::new(SpecState {
+                    rules: config.rules.clone(),
+                    subscriptions: HashMap::new(),
+                }),
+                workload: config.workload.clone(),
+                workload_subscription: Mutex::new(None),
+                crd_subscription: Mutex::new(None),
+                logs: config.logs.clone(),
+                log_ctx: Mutex::new(None),
+                log_subscriptions: Mutex::default(),
+                k8s_events: config.k8s_events.clone(),
+                k8s_event_subscriptions: Mutex::default(),
+                started: AtomicBool::new(false),
+                ready: watch::Sender::new(false),
+                on_ready: Mutex::default(),
+                next_id: AtomicU64::new(1),
+            }
         });
         Self { inner }
     }

@@ -79,7 +79,10 @@ fn view(data: &Value) -> View<'_> {
         .max()
         .unwrap_or(1)
         .max(1);
-    let first = text(data, &["firstTimestamp", "deprecatedFirstTimestamp", "eventTime"]);
+    let first = text(
+        data,
+        &["firstTimestamp", "deprecatedFirstTimestamp", "eventTime"],
+    );
     let last = text(
         data,
         &[

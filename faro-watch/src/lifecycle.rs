@@ -194,7 +194,10 @@ impl Lifecycle {
         let now = Instant::now();
         let window = self.window;
         for list in s.departed.values_mut() {
-            while list.front().is_some_and(|(at, ..)| now.duration_since(*at) > window) {
+            while list
+                .front()
+                .is_some_and(|(at, ..)| now.duration_since(*at) > window)
+            {
                 list.pop_front();
             }
         }
@@ -255,8 +258,7 @@ impl Lifecycle {
                 drop(s);
                 let mut line = Line::new(&pod, "Replaced", "Replaced");
                 line.replaces = Some(&old_name);
-                let narrative =
-                    format!("Pod {namespace}/{name}: replaces {namespace}/{old_name}");
+                let narrative = format!("Pod {namespace}/{name}: replaces {namespace}/{old_name}");
                 out.push(make(&pod, line, "Normal", &narrative));
             } else {
                 s.pods.insert(uid.into(), life);
@@ -352,14 +354,18 @@ impl Lifecycle {
 
         // Phase.
         if *life.phase != *phase {
-            let seconds = (pod.at.as_millisecond() - life.phase_since.as_millisecond()) as f64
-                / 1000.0;
+            let seconds =
+                (pod.at.as_millisecond() - life.phase_since.as_millisecond()) as f64 / 1000.0;
             let seconds = seconds.max(0.0);
             let mut line = Line::new(&pod, "PhaseChanged", phase);
             line.phase = Some(phase);
             line.previous_phase = Some(&life.phase);
             line.seconds_in_previous_phase = Some(seconds);
-            let severity = if phase == "Failed" { "Warning" } else { "Normal" };
+            let severity = if phase == "Failed" {
+                "Warning"
+            } else {
+                "Normal"
+            };
             let narrative = format!(
                 "Pod {namespace}/{name}: {} → {phase} after {seconds:.1}s",
                 life.phase
@@ -397,10 +403,14 @@ fn make<'a>(
 }
 
 fn statuses(status: &Value) -> impl Iterator<Item = &Value> {
-    ["initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"]
-        .into_iter()
-        .filter_map(|k| status[k].as_array())
-        .flatten()
+    [
+        "initContainerStatuses",
+        "containerStatuses",
+        "ephemeralContainerStatuses",
+    ]
+    .into_iter()
+    .filter_map(|k| status[k].as_array())
+    .flatten()
 }
 
 /// Each container's name, restart count and state.

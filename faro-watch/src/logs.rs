@@ -187,7 +187,11 @@ impl InternalSink for LogSink {
     async fn on_event(&self, event_type: EventType, object: &Arc<DynamicObject>) {
         let correlation = self.owners.of_object(object).await;
         self.queued.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send((event_type, object.clone(), correlation)).is_err() {
+        if self
+            .tx
+            .send((event_type, object.clone(), correlation))
+            .is_err()
+        {
             self.queued.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -198,10 +202,7 @@ struct PodEntry {
 }
 
 /// Turns pod updates into container views and starts a task per new container.
-async fn manage(
-    ctx: Weak<LogCtx>,
-    mut rx: mpsc::UnboundedReceiver<PodUpdate>,
-) {
+async fn manage(ctx: Weak<LogCtx>, mut rx: mpsc::UnboundedReceiver<PodUpdate>) {
     let mut pods: HashMap<String, PodEntry> = HashMap::new();
     while let Some((event_type, pod, correlation)) = rx.recv().await {
         let Some(ctx) = ctx.upgrade() else { return };

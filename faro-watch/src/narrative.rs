@@ -77,12 +77,15 @@ pub(crate) fn narrate(s: &Said<'_>) -> String {
             }
         }),
         (_, "Failed") if note.contains("image") => Some(format!("image pull failed — {note}")),
-        (_, "Created") => after(note, "Created container")
-            .map(|c| format!("created container {c}")),
-        (_, "Started") => after(note, "Started container")
-            .map(|c| format!("started container {c}")),
-        (_, "Killing") => after(note, "Stopping container")
-            .map(|c| format!("stopping container {c}")),
+        (_, "Created") => {
+            after(note, "Created container").map(|c| format!("created container {c}"))
+        }
+        (_, "Started") => {
+            after(note, "Started container").map(|c| format!("started container {c}"))
+        }
+        (_, "Killing") => {
+            after(note, "Stopping container").map(|c| format!("stopping container {c}"))
+        }
         (_, "BackOff") => {
             if let Some(rest) = after(note, "Back-off restarting failed container") {
                 let container = rest.split_whitespace().next().unwrap_or(rest);
@@ -140,22 +143,53 @@ mod tests {
 
     #[test]
     fn pods() {
-        let mut s = said("Pod", "web-7d9f-x2k", "Scheduled", "Successfully assigned shop/web-7d9f-x2k to node-3");
+        let mut s = said(
+            "Pod",
+            "web-7d9f-x2k",
+            "Scheduled",
+            "Successfully assigned shop/web-7d9f-x2k to node-3",
+        );
         s.reporting = "default-scheduler";
-        assert_eq!(narrate(&s), "Pod shop/web-7d9f-x2k: scheduled to node-3 by default-scheduler");
-        let mut s = said("Pod", "web-7d9f-x2k", "BackOff", "Back-off restarting failed container app in pod web-7d9f-x2k_shop(1234)");
-        s.count = 5;
-        assert_eq!(narrate(&s), "Pod shop/web-7d9f-x2k: back-off restarting failed container app (5 times)");
         assert_eq!(
-            narrate(&said("Pod", "p", "FailedScheduling", "0/3 nodes are available: 3 Insufficient cpu.")),
+            narrate(&s),
+            "Pod shop/web-7d9f-x2k: scheduled to node-3 by default-scheduler"
+        );
+        let mut s = said(
+            "Pod",
+            "web-7d9f-x2k",
+            "BackOff",
+            "Back-off restarting failed container app in pod web-7d9f-x2k_shop(1234)",
+        );
+        s.count = 5;
+        assert_eq!(
+            narrate(&s),
+            "Pod shop/web-7d9f-x2k: back-off restarting failed container app (5 times)"
+        );
+        assert_eq!(
+            narrate(&said(
+                "Pod",
+                "p",
+                "FailedScheduling",
+                "0/3 nodes are available: 3 Insufficient cpu."
+            )),
             "Pod shop/p: could not be scheduled — 0/3 nodes are available: 3 Insufficient cpu."
         );
         assert_eq!(
-            narrate(&said("Pod", "p", "Pulled", "Container image \"nginx:1.27\" already present on machine")),
+            narrate(&said(
+                "Pod",
+                "p",
+                "Pulled",
+                "Container image \"nginx:1.27\" already present on machine"
+            )),
             "Pod shop/p: image nginx:1.27 already present on the node"
         );
         assert_eq!(
-            narrate(&said("Pod", "p", "Pulled", "Successfully pulled image \"nginx:1.27\" in 1.2s")),
+            narrate(&said(
+                "Pod",
+                "p",
+                "Pulled",
+                "Successfully pulled image \"nginx:1.27\" in 1.2s"
+            )),
             "Pod shop/p: pulled image nginx:1.27"
         );
         assert_eq!(
@@ -175,11 +209,21 @@ mod tests {
     #[test]
     fn workloads_and_nodes() {
         assert_eq!(
-            narrate(&said("Deployment", "web", "ScalingReplicaSet", "Scaled up replica set web-7d9f to 3")),
+            narrate(&said(
+                "Deployment",
+                "web",
+                "ScalingReplicaSet",
+                "Scaled up replica set web-7d9f to 3"
+            )),
             "Deployment shop/web: scaled up replica set web-7d9f to 3"
         );
         assert_eq!(
-            narrate(&said("ReplicaSet", "web-7d9f", "SuccessfulCreate", "Created pod: web-7d9f-x2k")),
+            narrate(&said(
+                "ReplicaSet",
+                "web-7d9f",
+                "SuccessfulCreate",
+                "Created pod: web-7d9f-x2k"
+            )),
             "ReplicaSet shop/web-7d9f: created pod web-7d9f-x2k"
         );
         assert_eq!(
@@ -188,7 +232,12 @@ mod tests {
         );
         let node = Said {
             namespace: None,
-            ..said("Node", "node-1", "NodeReady", "Node node-1 status is now: NodeReady")
+            ..said(
+                "Node",
+                "node-1",
+                "NodeReady",
+                "Node node-1 status is now: NodeReady",
+            )
         };
         assert_eq!(narrate(&node), "Node node-1: status is now NodeReady");
     }
@@ -196,9 +245,17 @@ mod tests {
     #[test]
     fn anything_else_has_the_plain_form() {
         assert_eq!(
-            narrate(&said("Service", "web", "EnsuringLoadBalancer", "Ensuring load balancer")),
+            narrate(&said(
+                "Service",
+                "web",
+                "EnsuringLoadBalancer",
+                "Ensuring load balancer"
+            )),
             "Service shop/web: EnsuringLoadBalancer — Ensuring load balancer"
         );
-        assert_eq!(narrate(&said("Pod", "p", "Scheduled", "")), "Pod shop/p: Scheduled");
+        assert_eq!(
+            narrate(&said("Pod", "p", "Scheduled", "")),
+            "Pod shop/p: Scheduled"
+        );
     }
 }

@@ -45,7 +45,8 @@ fn uid_of(text: &str) -> Uid {
         return [hi, lo];
     }
     use std::hash::{BuildHasher, Hasher};
-    let state = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    let state =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
     let mut a = state.build_hasher();
     a.write(text.as_bytes());
     let mut b = state.build_hasher();
@@ -302,15 +303,14 @@ impl Owners {
             let Some(e) = s.entries.get(&uid) else {
                 let fallback = fallback.unwrap_or_else(|| r.id());
                 if uid == start {
-                    return match s.indexes.get(&(Arc::from(r.api_version), Arc::from(r.kind))) {
-                        None => Step::NeedKind(
-                            Arc::from(r.api_version),
-                            Arc::from(r.kind),
-                            fallback,
-                        ),
-                        Some(index) => {
-                            self.missing_owner(&s, index, uid, fallback)
+                    return match s
+                        .indexes
+                        .get(&(Arc::from(r.api_version), Arc::from(r.kind)))
+                    {
+                        None => {
+                            Step::NeedKind(Arc::from(r.api_version), Arc::from(r.kind), fallback)
                         }
+                        Some(index) => self.missing_owner(&s, index, uid, fallback),
                     };
                 }
                 return Step::Done(fallback);
@@ -540,7 +540,10 @@ mod tests {
 
     #[test]
     fn ids_name_kind_namespace_and_name() {
-        assert_eq!(&*id("Deployment", Some("shop"), "web"), "Deployment/shop/web");
+        assert_eq!(
+            &*id("Deployment", Some("shop"), "web"),
+            "Deployment/shop/web"
+        );
         assert_eq!(&*id("Node", None, "node-1"), "Node/node-1");
         assert_eq!(std::mem::size_of::<Entry>(), 40);
     }

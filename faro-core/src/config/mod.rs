@@ -4,9 +4,9 @@
 
 mod error;
 mod logs;
-mod story;
 mod raw;
 mod spec;
+mod story;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,8 +21,8 @@ use faro_filter::{
 
 pub use error::{ConfigError, Invalid};
 pub use logs::{LogSince, LogsConfig};
-pub use story::{CorrelationOutputConfig, EventsSince, K8sEventsConfig, LifecycleConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
+pub use story::{CorrelationOutputConfig, EventsSince, K8sEventsConfig, LifecycleConfig};
 
 use crate::{Gvr, Scope};
 use raw::{

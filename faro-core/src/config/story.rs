@@ -70,7 +70,8 @@ impl K8sEventsConfig {
         (self.types.is_empty() || self.types.iter().any(|t| t == event_type))
             && (self.reasons.is_empty() || self.reasons.iter().any(|r| r == reason))
             && !self.exclude_reasons.iter().any(|r| r == reason)
-            && (self.involved_kinds.is_empty() || self.involved_kinds.iter().any(|k| k == involved_kind))
+            && (self.involved_kinds.is_empty()
+                || self.involved_kinds.iter().any(|k| k == involved_kind))
     }
 }
 

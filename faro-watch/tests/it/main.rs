@@ -6,6 +6,7 @@ mod logs;
 mod readiness;
 mod runtime;
 mod shapes;
+mod story;
 mod workload;
 
 use std::collections::BTreeMap;
