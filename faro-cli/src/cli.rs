@@ -81,6 +81,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Follow container logs without a configuration file.
     Logs(LogsArgs),
+    /// Follow Kubernetes Events without a configuration file.
+    Events(EventsArgs),
     /// Serve the simulated cluster alone, for kubectl.
     Sim(SimArgs),
 }
@@ -115,6 +117,37 @@ pub struct LogsArgs {
     #[arg(long, value_name = "N")]
     pub max_streams: Option<usize>,
     /// Line format; default: text on a terminal, JSON otherwise.
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Namespaces (repeatable); default: the kubeconfig's namespace.
+    #[arg(short = 'n', long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
+    /// Only these types (comma-separated); default: both.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "Normal,Warning")]
+    pub types: Vec<EventType>,
+    /// Only these reasons (comma-separated), e.g. BackOff,FailedScheduling.
+    #[arg(long, value_delimiter = ',', value_name = "REASON")]
+    pub reasons: Vec<String>,
+    /// Only Events about these kinds (comma-separated), e.g. Pod,Deployment.
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub kinds: Vec<String>,
+    /// Also what the server has from before the start, once.
+    #[arg(long)]
+    pub all: bool,
+    /// Line format; default: a narrative per line on a terminal, JSON otherwise.
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Output>,
 }

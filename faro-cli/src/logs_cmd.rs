@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faro_core::config::{LogSince, NamespaceSelection, WorkerSettings};
-use faro_core::{Config, LogRecord, LogsConfig, MatchedEvent};
+use faro_core::{Config, LogRecord, LogsConfig, MatchedEvent, Record, RecordKind};
 use faro_dispatch::{Dispatcher, DispatcherOptions, Handles, ResourceWorker, WorkerError};
 use faro_filter::{LabelSelector, Pattern};
 use faro_watch::{Controller, LogOptions, WatchOptions};
@@ -62,15 +62,48 @@ pub fn logs_config(args: &LogsArgs, default_ns: &str) -> Result<LogsConfig, Fail
     Ok(config)
 }
 
-/// Writes each log line to stdout: buffered, flushed when the queue goes
-/// idle; a closed pipe (`| head`) ends the program.
-struct StdoutLogs {
+/// Writes each log line or Event record to stdout: buffered, flushed when
+/// the queue goes idle; a closed pipe (`| head`) ends the program.
+pub struct Stdout {
+    /// Text lines (else JSON).
     text: bool,
+    /// ANSI colours (a terminal).
     colour: bool,
+    /// Log lines (else Kubernetes Event records).
+    logs: bool,
     out: Mutex<std::io::BufWriter<std::io::Stdout>>,
 }
 
-impl StdoutLogs {
+impl Stdout {
+    /// Log lines (`logs`) or Kubernetes Event records, as text or JSON.
+    pub fn new(logs: bool, text: bool, colour: bool) -> Self {
+        Self {
+            text,
+            colour,
+            logs,
+            out: Mutex::new(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stdout(),
+            )),
+        }
+    }
+
+    /// Registers with a dispatcher of its own, on one lane (stdout is one
+    /// stream, in arrival order).
+    pub fn dispatcher(self) -> Result<Dispatcher, Failure> {
+        let dispatcher = Dispatcher::new(DispatcherOptions::default());
+        dispatcher
+            .register_with(
+                Arc::new(self),
+                WorkerSettings {
+                    lanes: 1,
+                    ..WorkerSettings::default()
+                },
+            )
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        Ok(dispatcher)
+    }
+
     fn write(&self, bytes: &[u8]) -> Result<(), WorkerError> {
         let mut out = self
             .out
@@ -117,7 +150,7 @@ pub fn text_line(record: &LogRecord, colour: bool, out: &mut Vec<u8>) {
 }
 
 #[async_trait::async_trait]
-impl ResourceWorker for StdoutLogs {
+impl ResourceWorker for Stdout {
     fn name(&self) -> &str {
         "stdout"
     }
@@ -128,7 +161,28 @@ impl ResourceWorker for StdoutLogs {
         Ok(())
     }
     fn wants_logs(&self) -> bool {
-        true
+        self.logs
+    }
+    fn wants_records(&self, kind: RecordKind) -> bool {
+        !self.logs && kind == RecordKind::K8sEvent
+    }
+    async fn handle_record(&self, record: &Record) -> Result<(), WorkerError> {
+        let mut line = Vec::with_capacity(256);
+        if self.text {
+            // A Warning stands out on a terminal.
+            let warning = self.colour && record.severity() == "Warning";
+            if warning {
+                line.extend_from_slice(b"\x1b[33m");
+            }
+            line.extend_from_slice(record.narrative().as_bytes());
+            if warning {
+                line.extend_from_slice(b"\x1b[0m");
+            }
+            line.push(b'\n');
+        } else {
+            record.write_json(&mut line);
+        }
+        self.write(&line)
     }
     async fn handle_log(&self, record: &LogRecord) -> Result<(), WorkerError> {
         let mut line = Vec::with_capacity(256);
@@ -181,23 +235,7 @@ pub async fn logs(common: &Common, args: &LogsArgs) -> Result<(), Failure> {
         Some(Output::Json) => false,
         None => terminal,
     };
-    let dispatcher = Dispatcher::new(DispatcherOptions::default());
-    dispatcher
-        .register_with(
-            Arc::new(StdoutLogs {
-                text,
-                colour: text && terminal,
-                out: Mutex::new(std::io::BufWriter::with_capacity(
-                    64 * 1024,
-                    std::io::stdout(),
-                )),
-            }),
-            WorkerSettings {
-                lanes: 1,
-                ..WorkerSettings::default()
-            },
-        )
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let dispatcher = Stdout::new(true, text, text && terminal).dispatcher()?;
     controller.add_handler(dispatcher.clone());
     controller.start().await.map_err(from_watch)?;
     let read_all = async {

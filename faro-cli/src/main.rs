@@ -1,10 +1,11 @@
 //! The `faro` program: flags and wiring around the Faro libraries —
 //! `demo` (an embedded simulated cluster), `run` (a configuration file),
-//! `watch` (flags only), `logs` (container logs from flags) and `sim` (the
-//! simulated cluster alone).
+//! `watch` (flags only), `logs` (container logs from flags), `events`
+//! (Kubernetes Events from flags) and `sim` (the simulated cluster alone).
 
 mod cli;
 mod demo;
+mod events_cmd;
 mod exit;
 mod http;
 mod kube_client;
@@ -134,10 +135,17 @@ async fn main_async(cli: Cli) -> Result<(), Failure> {
             );
             logs_cmd::logs(&common, &args).await
         }
+        Some(Command::Events(args)) => {
+            init_logging(
+                run::log_level_flag(&common)?.unwrap_or(LogLevel::Warn),
+                common.log_format,
+            );
+            events_cmd::events(&common, &args).await
+        }
         Some(Command::Run) | None => {
             if cli.command.is_none() && common.config.is_none() {
                 return Err(Failure::Usage(
-                    "no command given; expected demo, run, watch, logs or sim (or --config FILE); see faro --help".to_owned(),
+                    "no command given; expected demo, run, watch, logs, events or sim (or --config FILE); see faro --help".to_owned(),
                 ));
             }
             let config = run::resolve_config(&common)?;

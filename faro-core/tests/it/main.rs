@@ -7,6 +7,7 @@ mod events;
 mod gvr;
 mod logs_config;
 mod precedence;
+mod story_config;
 mod workload;
 
 /// The rendered watch specs of a YAML configuration.
