@@ -123,7 +123,9 @@ pub struct LogsArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
+    #[value(name = "Normal")]
     Normal,
+    #[value(name = "Warning")]
     Warning,
 }
 
@@ -136,7 +138,13 @@ pub struct EventsArgs {
     #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespaces")]
     pub all_namespaces: bool,
     /// Only these types (comma-separated); default: both.
-    #[arg(long, value_enum, value_delimiter = ',', value_name = "Normal,Warning")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        ignore_case = true,
+        value_name = "Normal,Warning"
+    )]
     pub types: Vec<EventType>,
     /// Only these reasons (comma-separated), e.g. BackOff,FailedScheduling.
     #[arg(long, value_delimiter = ',', value_name = "REASON")]

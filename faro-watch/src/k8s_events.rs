@@ -207,6 +207,7 @@ impl InternalSink for K8sEventsSink {
                 namespace: involved.namespace,
                 name: involved.name,
                 uid: involved.uid,
+                fresh: crate::owners::is_fresh(v.last),
             })
             .await;
         let narrative = narrate(&Said {

@@ -49,7 +49,14 @@ struct PodLife {
 struct State {
     pods: HashMap<Box<str>, PodLife>,
     /// Per owner uid: pods deleted lately, not yet replaced.
-    departed: HashMap<Box<str>, VecDeque<(Instant, Box<str>, Box<str>)>>,
+    departed: HashMap<Box<str>, VecDeque<Departed>>,
+}
+
+/// A pod whose deletion began lately, waiting for its replacement.
+struct Departed {
+    at: Instant,
+    name: Box<str>,
+    uid: Box<str>,
 }
 
 /// Makes lifecycle records of the pods delivered to handlers.
@@ -196,7 +203,7 @@ impl Lifecycle {
         for list in s.departed.values_mut() {
             while list
                 .front()
-                .is_some_and(|(at, ..)| now.duration_since(*at) > window)
+                .is_some_and(|d| now.duration_since(d.at) > window)
             {
                 list.pop_front();
             }
@@ -210,11 +217,14 @@ impl Lifecycle {
             if !life.deleting
                 && let Some(owner) = &life.owner
             {
-                s.departed.entry(owner.clone()).or_default().push_back((
-                    now,
-                    name.into(),
-                    uid.into(),
-                ));
+                s.departed
+                    .entry(owner.clone())
+                    .or_default()
+                    .push_back(Departed {
+                        at: now,
+                        name: name.into(),
+                        uid: uid.into(),
+                    });
             }
             drop(s);
             let mut line = Line::new(&pod, "Deleted", "Deleted");
@@ -249,7 +259,12 @@ impl Lifecycle {
                 let list = s.departed.get_mut(o)?;
                 list.pop_front()
             });
-            if let Some((_, old_name, old_uid)) = replaced {
+            if let Some(Departed {
+                name: old_name,
+                uid: old_uid,
+                ..
+            }) = replaced
+            {
                 if let Some(old) = s.pods.get_mut(&old_uid) {
                     old.replaced_by = Some(name.into());
                 }
@@ -270,11 +285,14 @@ impl Lifecycle {
         if !life.deleting && meta.deletion_timestamp.is_some() {
             life.deleting = true;
             if let Some(owner) = &life.owner {
-                s.departed.entry(owner.clone()).or_default().push_back((
-                    now,
-                    name.into(),
-                    uid.into(),
-                ));
+                s.departed
+                    .entry(owner.clone())
+                    .or_default()
+                    .push_back(Departed {
+                        at: now,
+                        name: name.into(),
+                        uid: uid.into(),
+                    });
             }
             let grace = meta.deletion_grace_period_seconds;
             let mut line = Line::new(&pod, "Deleting", "Deleting");

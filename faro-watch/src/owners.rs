@@ -20,7 +20,11 @@ use crate::informer::{InformerKey, InformerState, InternalSink, lock};
 const SYNC_WAIT: Duration = Duration::from_secs(5);
 /// How long a chain waits for an owner that its index has not seen yet
 /// (created a moment ago; its watch event is on its way).
-const OWNER_WAIT: Duration = Duration::from_secs(1);
+const OWNER_WAIT: Duration = Duration::from_secs(3);
+/// Only a reference this recent waits for a missing object: an object
+/// created, or an Event last seen, longer ago names an owner that is gone
+/// rather than on its way (a startup list of old orphans never waits).
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(30);
 /// An owner not found after waiting is not waited for again this long.
 const MISSING_FOR: Duration = Duration::from_secs(60);
 /// A deleted object stays in the index this long, so that the events of
@@ -74,6 +78,22 @@ pub(crate) struct ObjectRef<'a> {
     pub namespace: Option<&'a str>,
     pub name: &'a str,
     pub uid: Option<&'a str>,
+    /// The reference was made lately (see [`FRESH_FOR`]): a missing
+    /// object is waited for.
+    pub fresh: bool,
+}
+
+/// Whether `at` (RFC 3339) is within [`FRESH_FOR`] of now; false when absent.
+pub(crate) fn is_fresh(at: Option<&str>) -> bool {
+    at.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .is_some_and(is_fresh_at)
+}
+
+fn is_fresh_at(at: jiff::Timestamp) -> bool {
+    jiff::Timestamp::now()
+        .duration_since(at)
+        .unsigned_abs()
+        .lt(&FRESH_FOR)
 }
 
 impl<'a> ObjectRef<'a> {
@@ -90,6 +110,11 @@ impl<'a> ObjectRef<'a> {
             namespace: object.metadata.namespace.as_deref(),
             name: &r.name,
             uid: Some(&r.uid),
+            fresh: object
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| is_fresh_at(t.0)),
         })
     }
 
@@ -277,6 +302,9 @@ impl Owners {
                     waited_kind = true;
                 }
                 Step::NeedOwner(missing, fallback) => {
+                    if !r.fresh {
+                        return fallback;
+                    }
                     let deadline = *owner_deadline
                         .get_or_insert_with(|| tokio::time::Instant::now() + OWNER_WAIT);
                     rx.mark_unchanged();

@@ -4,6 +4,7 @@ mod bad_input;
 mod deploy;
 mod logs;
 mod run;
+mod story;
 mod watch;
 
 use std::path::{Path, PathBuf};

@@ -10,7 +10,8 @@ use faro_core::config::{EventsSince, NamespaceSelection};
 use crate::error;
 
 fn load(yaml: &str) -> Config {
-    Config::from_yaml(yaml, "faro.yaml").unwrap_or_else(|e| panic!("configuration should load: {e}"))
+    Config::from_yaml(yaml, "faro.yaml")
+        .unwrap_or_else(|e| panic!("configuration should load: {e}"))
 }
 
 #[test]
@@ -24,7 +25,9 @@ fn defaults_report_no_events_keep_lifecycle_on_and_write_no_correlation_files() 
     assert_eq!(out.max_bytes_per_correlation, 8 << 20);
     assert_eq!(out.close_after_idle, Duration::from_secs(600));
     // An empty block reports every Event from the start on.
-    let e = load("k8s_events: {}").k8s_events.expect("a k8s_events block");
+    let e = load("k8s_events: {}")
+        .k8s_events
+        .expect("a k8s_events block");
     assert_eq!(e.namespaces, NamespaceSelection::All);
     assert_eq!(e.since, EventsSince::Start);
     assert!(e.matches("Normal", "Scheduled", "Pod") && e.matches("Warning", "BackOff", "Node"));
