@@ -1,8 +1,9 @@
 //! Everything that talks to the Kubernetes API server: discovery, shared
 //! ref-counted informers over any GVR, classification of the watch stream
 //! into ADDED / UPDATED / DELETED, resilience to the server's faults, CRD
-//! lifecycle, workload detection, and container logs followed without a
-//! gap or a duplicate line.
+//! lifecycle, workload detection, container logs followed without a gap or
+//! a duplicate line, Kubernetes Event occurrences, pod lifecycle records,
+//! and the owner chains that give every record its correlation id.
 //!
 //! It sits above `faro-core` (vocabulary, configuration) and `faro-filter`
 //! (compiled selectors), and hands matched events to every
