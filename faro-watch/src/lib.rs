@@ -47,3 +47,4 @@ pub use informer::{InformerKey, InformerState};
 pub use logs::{LogOptions, LogStreamCounts};
 pub use metrics::WatchMetrics;
 pub use options::{ListStrategy, WatchOptions};
+pub use owners::OwnerIndex;

@@ -535,6 +535,60 @@ impl Owners {
     }
 }
 
+/// The owner index on its own: objects recorded by the caller, correlation
+/// ids read from what was recorded (no watch, no wait). For programs that
+/// keep objects themselves, and for measuring the index. The controller's
+/// own index is the same structure, fed by its informers.
+pub struct OwnerIndex(Owners);
+
+impl Default for OwnerIndex {
+    fn default() -> Self {
+        Self(Owners::new(None))
+    }
+}
+
+impl OwnerIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an object (added or changed): its uid, name and owner.
+    pub fn record(&self, object: &DynamicObject) {
+        self.0.record(object);
+    }
+
+    /// Forgets a deleted object (after a while, so that its children's
+    /// deletions still find their top owner).
+    pub fn forget(&self, object: &DynamicObject) {
+        self.0.forget(object);
+    }
+
+    /// Objects in the index.
+    pub fn tracked(&self) -> usize {
+        self.0.tracked()
+    }
+
+    /// The correlation id of `object`: `<Kind>/<namespace>/<name>` of the
+    /// top of its owner chain as far as the index knows it.
+    pub fn correlation_of(&self, object: &DynamicObject) -> Arc<str> {
+        let Some(owner) = ObjectRef::owner_of(object) else {
+            let kind = object.types.as_ref().map_or("", |t| t.kind.as_str());
+            return id(
+                kind,
+                object.metadata.namespace.as_deref(),
+                object.metadata.name.as_deref().unwrap_or(""),
+            );
+        };
+        let Some(uid) = owner.uid.filter(|u| !u.is_empty()).map(uid_of) else {
+            return owner.id();
+        };
+        match self.0.step(uid, &owner) {
+            Step::Done(id) | Step::NeedKind(_, _, id) | Step::NeedOwner(_, id) => id,
+        }
+    }
+}
+
 /// Keeps the index current from one owner kind's informer.
 struct IndexSink {
     owners: Weak<Owners>,
@@ -574,5 +628,52 @@ mod tests {
         );
         assert_eq!(&*id("Node", None, "node-1"), "Node/node-1");
         assert_eq!(std::mem::size_of::<Entry>(), 40);
+    }
+
+    fn object(
+        kind: &str,
+        name: &str,
+        uid: &str,
+        owner: Option<(&str, &str, &str)>,
+    ) -> DynamicObject {
+        let mut meta = serde_json::json!({ "name": name, "namespace": "shop", "uid": uid });
+        if let Some((kind, name, uid)) = owner {
+            meta["ownerReferences"] = serde_json::json!([
+                { "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true }
+            ]);
+        }
+        serde_json::from_value(
+            serde_json::json!({ "apiVersion": "apps/v1", "kind": kind, "metadata": meta }),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_chain_leads_to_its_top_owner_as_far_as_it_is_known() {
+        let index = OwnerIndex::new();
+        let pod = object(
+            "Pod",
+            "web-1-x",
+            "u-pod",
+            Some(("ReplicaSet", "web-1", "u-rs")),
+        );
+        // Nothing known: the pod's owner is the last link known by name.
+        assert_eq!(&*index.correlation_of(&pod), "ReplicaSet/shop/web-1");
+        index.record(&object(
+            "ReplicaSet",
+            "web-1",
+            "u-rs",
+            Some(("Deployment", "web", "u-d")),
+        ));
+        // The Deployment is known only as the ReplicaSet's owner.
+        assert_eq!(&*index.correlation_of(&pod), "Deployment/shop/web");
+        index.record(&object("Deployment", "web", "u-d", None));
+        assert_eq!(&*index.correlation_of(&pod), "Deployment/shop/web");
+        assert_eq!(index.tracked(), 2);
+        // An object without owners is its own id.
+        assert_eq!(
+            &*index.correlation_of(&object("Deployment", "web", "u-d", None)),
+            "Deployment/shop/web"
+        );
     }
 }
