@@ -137,8 +137,11 @@ fn core_event(i: usize) -> serde_json::Value {
 fn events_to_file(c: &mut Criterion) {
     let rt = faro_benches::runtime();
     let sim = rt.block_on(populated_sim(EVENTS, core_event));
-    let config =
-        faro_core::Config::from_yaml("k8s_events:\n  since: all\n", "bench.yaml").expect("config");
+    let config = faro_core::Config::from_yaml(
+        "k8s_events:\n  namespace_patterns: ['^ns-']\n  since: all\n",
+        "bench.yaml",
+    )
+    .expect("config");
     let dir = std::env::temp_dir().join(format!("faro-bench-events-{}", std::process::id()));
     let mut group = c.benchmark_group("k8s_events");
     group.sample_size(10);

@@ -37,16 +37,31 @@ type Uid = [u64; 2];
 const NO_OWNER: Uid = [0, 0];
 
 fn uid_of(text: &str) -> Uid {
-    let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() == 32
-        && let Ok(hex) = std::str::from_utf8(&hex)
-        && let (Ok(hi), Ok(lo)) = (
-            u64::from_str_radix(&hex[..16], 16),
-            u64::from_str_radix(&hex[16..], 16),
-        )
-        && [hi, lo] != NO_OWNER
-    {
-        return [hi, lo];
+    // A UUID's 32 hex digits, read without allocating.
+    let mut bits: u128 = 0;
+    let mut digits = 0;
+    let mut hex = true;
+    for b in text.bytes() {
+        let v = match b {
+            b'-' => continue,
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => {
+                hex = false;
+                break;
+            }
+        };
+        digits += 1;
+        if digits > 32 {
+            hex = false;
+            break;
+        }
+        bits = (bits << 4) | u128::from(v);
+    }
+    let uid = [(bits >> 64) as u64, bits as u64];
+    if hex && digits == 32 && uid != NO_OWNER {
+        return uid;
     }
     use std::hash::{BuildHasher, Hasher};
     let state =
@@ -144,16 +159,19 @@ enum KindIndex {
     Unavailable,
 }
 
+/// Uids are random bits already: a fast hash is enough.
+type UidMap<V> = HashMap<Uid, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct State {
-    entries: HashMap<Uid, Entry>,
+    entries: UidMap<Entry>,
     /// `apiVersion`, `kind` of each kind id.
     kinds: Vec<(Arc<str>, Arc<str>)>,
     namespaces: Vec<Arc<str>>,
     namespace_ids: HashMap<Arc<str>, u32>,
     /// Ids of top owners, made once.
-    tops: HashMap<Uid, Arc<str>>,
-    missing: HashMap<Uid, Instant>,
+    tops: UidMap<Arc<str>>,
+    missing: UidMap<Instant>,
     tombstones: VecDeque<(Instant, Uid)>,
     indexes: HashMap<(Arc<str>, Arc<str>), KindIndex>,
     subscriptions: Vec<Subscription>,
@@ -325,11 +343,20 @@ impl Owners {
     fn step(&self, start: Uid, r: &ObjectRef<'_>) -> Step {
         let mut s = lock(&self.state);
         let mut uid = start;
-        // The id to fall back on: the last object of the chain known by name.
-        let mut fallback: Option<Arc<str>> = None;
+        // The id to fall back on: the last object of the chain known by
+        // name (made only when needed).
+        let mut last: Option<Uid> = None;
+        let fallback = |s: &State, last: Option<Uid>| {
+            last.and_then(|u| s.entries.get(&u))
+                .map_or_else(|| r.id(), |e| s.entry_id(e))
+        };
         for _ in 0..32 {
+            // Top owners are few: their small map answers before the big one.
+            if let Some(top) = s.tops.get(&uid) {
+                return Step::Done(top.clone());
+            }
             let Some(e) = s.entries.get(&uid) else {
-                let fallback = fallback.unwrap_or_else(|| r.id());
+                let fallback = fallback(&s, last);
                 if uid == start {
                     return match s
                         .indexes
@@ -352,17 +379,14 @@ impl Owners {
                 };
             }
             if e.owner == NO_OWNER {
-                if let Some(top) = s.tops.get(&uid) {
-                    return Step::Done(top.clone());
-                }
                 let top = s.entry_id(e);
                 s.tops.insert(uid, top.clone());
                 return Step::Done(top);
             }
-            fallback = Some(s.entry_id(e));
+            last = Some(uid);
             uid = e.owner;
         }
-        Step::Done(fallback.unwrap_or_else(|| r.id()))
+        Step::Done(fallback(&s, last))
     }
 
     /// An owner of an indexed kind is not in the index: wait for it while
