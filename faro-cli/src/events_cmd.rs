@@ -1,14 +1,13 @@
 //! `faro events`: Kubernetes Events from flags; one narrative per line on
 //! a terminal, JSON records in a pipe.
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use faro_core::config::{EventsSince, NamespaceSelection};
 use faro_core::{Config, K8sEventsConfig};
 use faro_watch::Controller;
 
-use crate::cli::{Common, EventType, EventsArgs, Output};
+use crate::cli::{Common, EventType, EventsArgs};
 use crate::exit::{Failure, from_watch};
 use crate::logs_cmd::Stdout;
 
@@ -75,13 +74,7 @@ pub async fn events(common: &Common, args: &EventsArgs) -> Result<(), Failure> {
     let mut config = Config::default();
     config.k8s_events = Some(events_config(args, client.default_namespace())?);
     let controller = Controller::new(client.clone(), &config);
-    let terminal = std::io::stdout().is_terminal();
-    let text = match args.output {
-        Some(Output::Text) => true,
-        Some(Output::Json) => false,
-        None => terminal,
-    };
-    let dispatcher = Stdout::new(false, text, text && terminal).dispatcher()?;
+    let dispatcher = Stdout::for_output(false, args.output).dispatcher()?;
     controller.add_handler(dispatcher.clone());
     controller.start().await.map_err(from_watch)?;
     let auto = common

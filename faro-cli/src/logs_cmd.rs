@@ -88,6 +88,18 @@ impl Stdout {
         }
     }
 
+    /// As `-o` asks; without it, text on a terminal and JSON in a pipe.
+    /// Colours only on a terminal.
+    pub fn for_output(logs: bool, output: Option<Output>) -> Self {
+        let terminal = std::io::stdout().is_terminal();
+        let text = match output {
+            Some(Output::Text) => true,
+            Some(Output::Json) => false,
+            None => terminal,
+        };
+        Self::new(logs, text, text && terminal)
+    }
+
     /// Registers with a dispatcher of its own, on one lane (stdout is one
     /// stream, in arrival order).
     pub fn dispatcher(self) -> Result<Dispatcher, Failure> {
@@ -229,13 +241,7 @@ pub async fn logs(common: &Common, args: &LogsArgs) -> Result<(), Failure> {
         ..WatchOptions::default()
     };
     let controller = Controller::with_options(client.clone(), &config, options);
-    let terminal = std::io::stdout().is_terminal();
-    let text = match args.output {
-        Some(Output::Text) => true,
-        Some(Output::Json) => false,
-        None => terminal,
-    };
-    let dispatcher = Stdout::new(true, text, text && terminal).dispatcher()?;
+    let dispatcher = Stdout::for_output(true, args.output).dispatcher()?;
     controller.add_handler(dispatcher.clone());
     controller.start().await.map_err(from_watch)?;
     let read_all = async {

@@ -272,8 +272,9 @@ fn metric(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_deployment_is_one_complete_document_of_its_whole_story() {
+/// `faro run` with the story configuration and `correlation_output` (plus
+/// `extra` keys) against a living cluster with a `shop` namespace.
+async fn story_run(extra: &str) -> (Sim, TempDir, PathBuf, Faro) {
     let sim = living(20.0).await;
     namespace(&sim, "shop");
     let dir = TempDir::new();
@@ -281,11 +282,17 @@ async fn a_deleted_deployment_is_one_complete_document_of_its_whole_story() {
     let config = dir.file(
         "faro.yaml",
         &format!(
-            "{STORY}correlation_output:\n  enabled: true\n  directory: {}\n",
+            "{STORY}correlation_output:\n  enabled: true\n  directory: {}\n{extra}",
             correlations.display()
         ),
     );
-    let mut faro = spawn_run(&sim, &config, &dir);
+    let faro = spawn_run(&sim, &config, &dir);
+    (sim, dir, correlations, faro)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_deployment_is_one_complete_document_of_its_whole_story() {
+    let (sim, _dir, correlations, mut faro) = story_run("").await;
     let events_file = PathBuf::from(faro.line("FARO_K8S_EVENTS_FILE:").await);
     let lifecycle_file = PathBuf::from(faro.line("FARO_LIFECYCLE_FILE:").await);
     assert!(events_file.to_str().unwrap().contains("/logs/k8s-events-"));
@@ -411,18 +418,8 @@ async fn a_deleted_deployment_is_one_complete_document_of_its_whole_story() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_budget_the_oldest_records_spill_and_are_counted() {
-    let sim = living(20.0).await;
-    namespace(&sim, "shop");
-    let dir = TempDir::new();
-    let correlations = dir.path().join("c");
-    let config = dir.file(
-        "faro.yaml",
-        &format!(
-            "{STORY}correlation_output:\n  enabled: true\n  directory: {}\n  max_bytes_per_correlation: 4000\n",
-            correlations.display()
-        ),
-    );
-    let mut faro = spawn_run(&sim, &config, &dir);
+    let (sim, _dir, correlations, mut faro) =
+        story_run("  max_bytes_per_correlation: 4000\n").await;
     let metrics = faro.line("FARO_METRICS_URL:").await;
     faro.line("FARO_READY:").await;
     sim.create(deployment("chatty", 1, "50")).unwrap();
