@@ -97,6 +97,7 @@ struct EventData {
     inferred: bool,
     workload: Option<Arc<str>>,
     correlation: Option<Arc<str>>,
+    changes: Option<Arc<Changes>>,
     /// The event's serialised form, made at most once and shared by every
     /// consumer that needs it (the plugin envelope).
     serialized: OnceLock<Arc<[u8]>>,
@@ -125,6 +126,7 @@ impl MatchedEvent {
                 inferred: false,
                 workload: None,
                 correlation: None,
+                changes: None,
                 serialized: OnceLock::new(),
             },
         }
@@ -145,6 +147,7 @@ impl MatchedEvent {
             inferred: d.inferred,
             workload: d.workload.clone(),
             correlation: d.correlation.clone(),
+            changes: d.changes.clone(),
             serialized: OnceLock::new(),
         }))
     }
@@ -209,6 +212,22 @@ impl MatchedEvent {
     pub fn correlation(&self) -> Option<&Arc<str>> {
         self.0.correlation.as_ref()
     }
+
+    /// What changed, for an UPDATED of a GVR whose policy asks for diffs.
+    pub fn changes(&self) -> Option<&Changes> {
+        self.0.changes.as_deref()
+    }
+}
+
+/// What changed in an UPDATED, against the previous state Faro kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes {
+    /// The JSON pointers of what changed, sorted; `None` when the previous
+    /// state was not kept (evicted past the diff memory budget).
+    pub paths: Option<Vec<String>>,
+    /// An RFC 6902 patch from the previous state to this one, when asked for
+    /// and known.
+    pub patch: Option<serde_json::Value>,
 }
 
 /// Sets the less common parts of a [`MatchedEvent`].
@@ -244,6 +263,13 @@ impl MatchedEventBuilder {
     #[must_use]
     pub fn correlation(mut self, correlation: Arc<str>) -> Self {
         self.data.correlation = Some(correlation);
+        self
+    }
+
+    /// What changed, for an UPDATED.
+    #[must_use]
+    pub fn changes(mut self, changes: Changes) -> Self {
+        self.data.changes = Some(Arc::new(changes));
         self
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{LogRecord, MatchedEvent, Record};
+use crate::{DurableMark, LogRecord, MatchedEvent, Record};
 
 /// Receives every matched event. `faro-watch` calls it; `faro-dispatch`'s
 /// `Dispatcher` and a user's own types implement it.
@@ -48,6 +48,15 @@ pub trait EventHandler: Send + Sync + 'static {
         let _ = record;
         Ok(())
     }
+
+    /// Returns when everything handed to this handler before the call is
+    /// durably written, with the marks of the events files written (so that
+    /// a resumed watch can read back what was written after them). A
+    /// checkpoint records progress only after every handler's `flush`
+    /// succeeded. By default, nothing to wait for and no mark.
+    async fn flush(&self) -> Result<Vec<DurableMark>, HandlerError> {
+        Ok(Vec::new())
+    }
 }
 
 #[async_trait]
@@ -70,6 +79,10 @@ impl<H: EventHandler + ?Sized> EventHandler for Arc<H> {
 
     async fn on_record(&self, record: &Record) -> Result<(), HandlerError> {
         (**self).on_record(record).await
+    }
+
+    async fn flush(&self) -> Result<Vec<DurableMark>, HandlerError> {
+        (**self).flush().await
     }
 }
 

@@ -2,7 +2,8 @@
 //! ([`EventType`], [`ObjectKey`], [`MatchedEvent`]), container log lines
 //! ([`LogRecord`], [`ContainerRef`]), Kubernetes Event occurrences and pod
 //! lifecycle changes ([`Record`]), the [`EventHandler`]
-//! trait that joins watching to dispatching, and the [`config`]uration with
+//! trait that joins watching to dispatching (and its way back, durable
+//! progress: [`DurableMark`], [`WrittenEvent`]), and the [`config`]uration with
 //! its validation and normalisation into [`WatchSpec`]s.
 //!
 //! Below it is `faro-filter` (compiled selectors and patterns); above it,
@@ -33,16 +34,18 @@ mod event;
 mod gvr;
 mod handler;
 mod log;
+mod progress;
 mod record;
 
 pub use config::{
     Config, ConfigError, CorrelationOutputConfig, K8sEventsConfig, LifecycleConfig, LogsConfig,
     ResourceRule, WatchSpec, WorkloadConfig,
 };
-pub use event::{EventType, MatchedEvent, MatchedEventBuilder, ObjectKey};
+pub use event::{Changes, EventType, MatchedEvent, MatchedEventBuilder, ObjectKey};
 pub use gvr::{Gvr, GvrError, Scope, ScopeError};
 pub use handler::{EventHandler, HandlerError};
 pub use log::{ContainerRef, ContainerType, LogRecord, LogRecordBuilder};
+pub use progress::{DurableMark, WrittenEvent};
 pub use record::{Record, RecordKind, RecordParts};
 
 /// Re-exported so that users name one version of the object type.

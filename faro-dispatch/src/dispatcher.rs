@@ -55,6 +55,14 @@ pub enum DispatchError {
     /// The dispatcher was shut down.
     #[error("the dispatcher is shut down")]
     ShutDown,
+    /// A worker could not write durably.
+    #[error("worker {worker} could not write durably: {message}")]
+    Flush {
+        /// The worker.
+        worker: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// What travels through a lane: every kind of record takes one path.
@@ -62,6 +70,8 @@ enum Item {
     Event(MatchedEvent),
     Logs(Arc<[LogRecord]>),
     Record(Record),
+    /// Everything before it in the lane is handled: tell the flush waiting.
+    Barrier(mpsc::UnboundedSender<()>),
 }
 
 /// One registered worker: its lanes and its health.
@@ -337,6 +347,45 @@ impl Dispatcher {
         }
     }
 
+    /// Waits until every event accepted before the call has been handled by
+    /// every worker (a barrier through each lane, so events arriving
+    /// meanwhile do not delay it), then lets each worker write durably.
+    /// Returns the marks of the events files written.
+    pub async fn flush(&self) -> Result<Vec<faro_core::DurableMark>, DispatchError> {
+        let slots = read(&self.inner.routes).slots.clone();
+        let mut marks = Vec::new();
+        for slot in &slots {
+            let lanes: Vec<mpsc::Sender<Item>> = read(&slot.lanes).clone();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let mut sent = 0;
+            for lane in &lanes {
+                if lane.send(Item::Barrier(tx.clone())).await.is_ok() {
+                    sent += 1;
+                }
+            }
+            drop(tx);
+            for _ in 0..sent {
+                if rx.recv().await.is_none() {
+                    break;
+                }
+            }
+            if slot.quarantined.load(Ordering::SeqCst) {
+                continue;
+            }
+            match slot.worker.flush().await {
+                Ok(Some(mark)) => marks.push(mark),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(DispatchError::Flush {
+                        worker: slot.name.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(marks)
+    }
+
     /// Events waiting or being handled, per worker.
     pub fn queue_depths(&self) -> Vec<(String, usize)> {
         read(&self.inner.routes)
@@ -530,6 +579,12 @@ impl EventHandler for Dispatcher {
     async fn on_record(&self, record: &Record) -> Result<(), HandlerError> {
         self.dispatch_record(record).await
     }
+
+    async fn flush(&self) -> Result<Vec<faro_core::DurableMark>, HandlerError> {
+        Dispatcher::flush(self)
+            .await
+            .map_err(|e| HandlerError::with_source(e.to_string(), e))
+    }
 }
 
 /// Closes a worker's lanes, waits for them to drain, and shuts it down.
@@ -576,6 +631,10 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
+        if let Item::Barrier(done) = &event {
+            let _ = done.send(());
+            continue;
+        }
         if slot.quarantined.load(Ordering::Relaxed) {
             skipped.inc();
             slot.pending.fetch_sub(1, Ordering::SeqCst);
@@ -594,6 +653,7 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
                     .catch_unwind()
                     .await
             }
+            Item::Barrier(_) => Ok(Ok(())),
         };
         let panic = match result {
             Ok(Ok(())) => None,
@@ -638,6 +698,7 @@ impl std::fmt::Display for Item {
                 None => f.write_str("log (no lines)"),
             },
             Item::Record(r) => write!(f, "{} {}", r.kind(), r.subject()),
+            Item::Barrier(_) => f.write_str("barrier"),
         }
     }
 }

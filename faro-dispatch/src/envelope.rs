@@ -24,6 +24,10 @@ struct Envelope<'a> {
     workload: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed_paths: Option<Option<&'a [String]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<&'a serde_json::Value>,
     object: &'a faro_core::DynamicObject,
 }
 
@@ -43,6 +47,8 @@ pub fn envelope(event: &MatchedEvent) -> Vec<u8> {
         inferred: event.is_inferred(),
         workload: event.workload(),
         correlation: event.correlation().map(|c| &**c),
+        changed_paths: changed_paths(event),
+        patch: event.changes().and_then(|c| c.patch.as_ref()),
         object: event.object(),
     };
     serde_json::to_vec(&envelope).unwrap_or_default()
@@ -66,10 +72,20 @@ struct Line<'a> {
     workload: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed_paths: Option<Option<&'a [String]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<&'a serde_json::Value>,
     #[serde(skip_serializing_if = "is_empty")]
     labels: Option<&'a BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "is_empty")]
     annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+/// `changedPaths`: absent when no diff was asked for, `null` when the
+/// previous state was not kept.
+fn changed_paths(event: &MatchedEvent) -> Option<Option<&[String]>> {
+    event.changes().map(|c| c.paths.as_deref())
 }
 
 fn is_empty(map: &Option<&BTreeMap<String, String>>) -> bool {
@@ -91,6 +107,8 @@ pub fn json_line(event: &MatchedEvent, out: &mut Vec<u8>) {
         inferred: event.is_inferred(),
         workload: event.workload(),
         correlation: event.correlation().map(|c| &**c),
+        changed_paths: changed_paths(event),
+        patch: event.changes().and_then(|c| c.patch.as_ref()),
         labels: meta.labels.as_ref(),
         annotations: meta.annotations.as_ref(),
     };

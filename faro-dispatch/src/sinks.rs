@@ -178,6 +178,16 @@ impl LineFile {
         self.with(|b| !b.buffer.is_empty())
     }
 
+    /// Writes what waits and syncs it to disk; returns the file's length.
+    fn sync(&self) -> Result<u64, WorkerError> {
+        self.with(|b| {
+            self.flush_now(b)?;
+            b.file.sync_data()?;
+            Ok(b.committed)
+        })
+        .map_err(|e: io::Error| WorkerError::new(format!("writing {}: {e}", self.path.display())))
+    }
+
     fn shutdown(&self) -> Result<(), WorkerError> {
         self.with(|b| {
             self.flush_now(b)?;
@@ -269,6 +279,14 @@ impl ResourceWorker for JsonLinesSink {
 
     fn unfinished(&self) -> bool {
         self.file.unfinished()
+    }
+
+    async fn flush(&self) -> Result<Option<faro_core::DurableMark>, WorkerError> {
+        let offset = self.file.sync()?;
+        Ok(Some(faro_core::DurableMark {
+            path: self.file.path.clone(),
+            offset,
+        }))
     }
 
     async fn shutdown(&self) -> Result<(), WorkerError> {

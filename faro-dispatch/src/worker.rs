@@ -108,6 +108,16 @@ pub trait ResourceWorker: Send + Sync + 'static {
         false
     }
 
+    /// Called when every event queued for this worker before a checkpoint
+    /// was handled: write what is buffered durably (an error means progress
+    /// is not durable yet, and the checkpoint waits), and return the mark of
+    /// the events file written, if this worker writes one. By default,
+    /// `idle` and no mark.
+    async fn flush(&self) -> Result<Option<faro_core::DurableMark>, WorkerError> {
+        self.idle().await;
+        Ok(None)
+    }
+
     /// Called once, after every queued event was handled, at shutdown.
     async fn shutdown(&self) -> Result<(), WorkerError> {
         Ok(())

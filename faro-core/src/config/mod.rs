@@ -2,6 +2,7 @@
 //! formats, alone or together), its validation, environment and flag
 //! overrides, and normalisation into watch specs.
 
+mod continuity;
 mod error;
 mod logs;
 mod raw;
@@ -19,6 +20,7 @@ use faro_filter::{
     is_dns_label,
 };
 
+pub use continuity::{CheckpointConfig, DiffMode, Suppress, UpdatePolicy, UpdatesConfig};
 pub use error::{ConfigError, Invalid};
 pub use logs::{LogSince, LogsConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
@@ -145,6 +147,10 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// One JSON document per correlation.
     pub correlation_output: CorrelationOutputConfig,
+    /// Checkpoints of watch progress, for resuming after a restart.
+    pub checkpoint: CheckpointConfig,
+    /// How UPDATEDs are treated, per GVR.
+    pub updates: UpdatesConfig,
 }
 
 /// The `plugins:` block.
@@ -296,6 +302,8 @@ impl Default for Config {
             k8s_events: None,
             lifecycle: LifecycleConfig::default(),
             correlation_output: CorrelationOutputConfig::default(),
+            checkpoint: CheckpointConfig::default(),
+            updates: UpdatesConfig::default(),
         }
     }
 }
@@ -319,6 +327,28 @@ impl Config {
     /// Replaces the rules and recomputes the watch specs.
     pub fn set_rules(&mut self, rules: Vec<ResourceRule>) -> Result<(), ConfigError> {
         self.watch_specs = normalise(&rules)?;
+        let mut per_gvr: BTreeMap<Gvr, (UpdatePolicy, &str)> = BTreeMap::new();
+        for rule in &rules {
+            let Some(policy) = &rule.updates else {
+                continue;
+            };
+            match per_gvr.get(&rule.gvr) {
+                Some((seen, origin)) if seen != policy => {
+                    return Err(ConfigError::invalid(
+                        format!("{}.updates", rule.origin),
+                        format!(
+                            "differs from {origin}.updates for {}; expected one updates block per GVR",
+                            rule.gvr
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    per_gvr.insert(rule.gvr.clone(), (policy.clone(), &rule.origin));
+                }
+            }
+        }
+        self.updates.per_gvr = per_gvr.into_iter().map(|(g, (p, _))| (g, p)).collect();
         self.rules = rules;
         Ok(())
     }
@@ -483,6 +513,14 @@ impl Config {
         }
         if let Some(output) = raw.correlation_output {
             config.correlation_output = story::correlation_output_config(output)?;
+        }
+        if let Some(checkpoint) = raw.checkpoint {
+            config.checkpoint = continuity::checkpoint_config(checkpoint)?;
+        }
+        if let Some(updates) = &raw.updates {
+            let per_gvr = std::mem::take(&mut config.updates.per_gvr);
+            config.updates = continuity::updates_config(updates)?;
+            config.updates.per_gvr = per_gvr;
         }
         Ok(config)
     }
@@ -708,6 +746,16 @@ fn resource_rule(origin: &str, raw: RawResource) -> Result<ResourceRule, ConfigE
         field_selector: raw.field_selector,
     };
     apply_filter(&mut rule, origin, filter)?;
+    if let Some(updates) = &raw.updates {
+        let path = format!("{origin}.updates");
+        if updates.diff_memory_mb.is_some() {
+            return Err(ConfigError::invalid(
+                format!("{path}.diff_memory_mb"),
+                "is set per rule; expected it in the top-level updates block only",
+            ));
+        }
+        rule.updates = Some(continuity::update_policy(&path, updates)?);
+    }
     rule.origin = origin.to_string();
     Ok(rule)
 }

@@ -27,6 +27,30 @@ pub(crate) struct RawConfig {
     pub k8s_events: Option<RawK8sEvents>,
     pub lifecycle: Option<RawLifecycle>,
     pub correlation_output: Option<RawCorrelationOutput>,
+    pub checkpoint: Option<RawCheckpoint>,
+    pub updates: Option<RawUpdates>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheckpoint {
+    pub enabled: Option<Value>,
+    pub directory: Option<String>,
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpdates {
+    #[serde(default)]
+    pub suppress: Vec<String>,
+    pub diff: Option<String>,
+    pub diff_memory_mb: Option<Value>,
+    #[serde(default)]
+    pub only_paths: Vec<String>,
+    #[serde(default)]
+    pub ignore_paths: Vec<String>,
+    pub event_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -169,6 +193,7 @@ pub(crate) struct RawResource {
     pub label_selector: Option<String>,
     pub label_pattern: Option<String>,
     pub field_selector: Option<String>,
+    pub updates: Option<RawUpdates>,
 }
 
 /// Parses YAML text into the raw document. `origin` names the text in syntax errors.

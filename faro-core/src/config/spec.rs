@@ -41,6 +41,9 @@ pub struct ResourceRule {
     pub name_pattern: Option<Pattern>,
     /// Checked by Faro on label values.
     pub label_patterns: Vec<LabelPattern>,
+    /// How this GVR's UPDATEDs are treated; `None` takes the top-level
+    /// `updates:` block. Rules of one GVR that set one must agree.
+    pub updates: Option<super::UpdatePolicy>,
     /// Where the rule was written, such as `resources[2]`, for messages.
     pub origin: String,
 }
@@ -56,6 +59,7 @@ impl ResourceRule {
             field_selector: FieldSelector::everything(),
             name_pattern: None,
             label_patterns: Vec::new(),
+            updates: None,
             origin: String::new(),
         }
     }

@@ -119,7 +119,7 @@ impl Default for CorrelationOutputConfig {
     }
 }
 
-fn duration(path: &str, text: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn duration(path: &str, text: &str) -> Result<Duration, ConfigError> {
     text.parse::<jiff::SignedDuration>()
         .ok()
         .and_then(|d| Duration::try_from(d).ok())
