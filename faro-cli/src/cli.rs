@@ -76,7 +76,12 @@ pub enum Command {
         duration: Option<u64>,
     },
     /// Run as the configuration file says (the default when --config is given).
-    Run,
+    Run {
+        /// Ignore the checkpoints of an earlier run (and replace them): every
+        /// existing object is reported as ADDED again.
+        #[arg(long)]
+        fresh: bool,
+    },
     /// Watch resources without a configuration file; JSON lines on stdout.
     Watch(WatchArgs),
     /// Follow container logs without a configuration file.

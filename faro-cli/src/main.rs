@@ -142,15 +142,16 @@ async fn main_async(cli: Cli) -> Result<(), Failure> {
             );
             events_cmd::events(&common, &args).await
         }
-        Some(Command::Run) | None => {
-            if cli.command.is_none() && common.config.is_none() {
+        command @ (Some(Command::Run { .. }) | None) => {
+            let fresh = matches!(command, Some(Command::Run { fresh: true }));
+            if command.is_none() && common.config.is_none() {
                 return Err(Failure::Usage(
                     "no command given; expected demo, run, watch, logs, events or sim (or --config FILE); see faro --help".to_owned(),
                 ));
             }
             let config = run::resolve_config(&common)?;
             init_logging(config.log_level, common.log_format);
-            run::run(&common, config).await
+            run::run(&common, config, fresh).await
         }
     }
 }

@@ -14,7 +14,7 @@ use faro_dispatch::{
     ContainerLogsSink, CorrelationSink, Dispatcher, DispatcherOptions, JsonLinesSink, RecordsSink,
     TextLogSink,
 };
-use faro_watch::{Controller, InformerState, Resolution};
+use faro_watch::{CheckpointOptions, Controller, InformerState, Resolution, WatchOptions};
 use kube::api::ListParams;
 use prometheus_client::registry::Registry;
 
@@ -137,9 +137,14 @@ impl Session {
         client: kube::Client,
         config: Config,
         metrics: Option<SocketAddr>,
+        checkpoint: Option<CheckpointOptions>,
     ) -> Result<Session, Failure> {
         let started = Instant::now();
-        let controller = Controller::new(client.clone(), &config);
+        let options = WatchOptions {
+            checkpoint,
+            ..WatchOptions::default()
+        };
+        let controller = Controller::with_options(client.clone(), &config, options);
         preflight(&controller, &client, &config).await?;
         let dispatcher = Dispatcher::new(DispatcherOptions {
             workers: config.workers.clone(),
@@ -423,13 +428,40 @@ async fn signal() {
     }
 }
 
+/// Where and how often `faro run` records progress (`<output_dir>/state`
+/// unless the `checkpoint:` block says otherwise); the directory is made here,
+/// so that one that cannot be is a usage error.
+fn checkpoint_options(config: &Config, fresh: bool) -> Result<Option<CheckpointOptions>, Failure> {
+    if !config.checkpoint.enabled {
+        return Ok(None);
+    }
+    let directory = config
+        .checkpoint
+        .directory
+        .clone()
+        .unwrap_or_else(|| config.output_dir.join("state"));
+    std::fs::create_dir_all(&directory).map_err(|e| {
+        Failure::Usage(format!(
+            "checkpoint.directory: {} cannot be created: {}; expected a writable directory",
+            directory.display(),
+            one_line(&e.to_string())
+        ))
+    })?;
+    Ok(Some(CheckpointOptions {
+        directory,
+        interval: config.checkpoint.interval,
+        fresh,
+    }))
+}
+
 /// `faro run`.
-pub async fn run(common: &Common, config: Config) -> Result<(), Failure> {
+pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Failure> {
+    let checkpoint = checkpoint_options(&config, fresh)?;
     let client =
         crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
     let metrics = metrics_addr(common, &config);
     let auto = config.auto_shutdown_sec.map(Duration::from_secs);
-    let session = Session::start(client, config, metrics).await?;
+    let session = Session::start(client, config, metrics, checkpoint).await?;
     if let Some(url) = &session.metrics_url {
         println!("FARO_METRICS_URL: {url}");
     }

@@ -68,6 +68,26 @@ struct LineFile {
     healthy: AtomicBool,
 }
 
+/// The length of `file` up to and including its last newline.
+fn whole_lines_len(file: &File) -> io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    let mut reader = file;
+    let mut end = len;
+    let mut chunk = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = usize::try_from(end - start).unwrap_or(0);
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(&mut chunk[..n])?;
+        if let Some(i) = chunk[..n].iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 /// `<output_dir>/logs/<prefix>-YYYYMMDD-HHMMSS.json`, creating `logs/`.
 pub(crate) fn dated(output_dir: &Path, prefix: &str) -> io::Result<PathBuf> {
     let logs = output_dir.join("logs");
@@ -86,8 +106,17 @@ fn index_of(event: &MatchedEvent) -> usize {
 
 impl LineFile {
     fn open(path: PathBuf) -> io::Result<Self> {
-        let file = File::options().create(true).append(true).open(&path)?;
-        let committed = file.metadata()?.len();
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)?;
+        let committed = whole_lines_len(&file)?;
+        if committed != file.metadata()?.len() {
+            // A process killed mid-write left part of a line: cut it, so
+            // that the lines appended now stay whole.
+            file.set_len(committed)?;
+        }
         Ok(Self {
             path,
             state: Mutex::new(Buffered {

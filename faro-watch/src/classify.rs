@@ -50,6 +50,36 @@ pub struct KnownState {
     objects: HashMap<Box<str>, Known>,
     generation: u32,
     relisting: bool,
+    /// Set while a watch resumed from a checkpoint replays what happened
+    /// after it: an object's older versions and the objects deleted since
+    /// (`tombstones`, key → (uid, last resourceVersion)) are not news.
+    resumed: bool,
+    tombstones: HashMap<Box<str>, (Box<str>, Box<str>)>,
+    /// The newest resourceVersion the resumed state knows of: a watch event
+    /// past it is news, and the replay is over.
+    replay_until: u64,
+}
+
+/// One object of a known state, as a checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownEntry {
+    /// `namespace/name` or `name`.
+    pub key: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// The last resourceVersion seen.
+    pub resource_version: String,
+    /// Whether handlers have been told of it.
+    pub delivered: bool,
+}
+
+/// Whether `rv` is older than or as old as `known` (both numeric, as every
+/// API server's are in practice; when either is not, only equality counts).
+fn not_newer(rv: &str, known: &str) -> bool {
+    match (rv.parse::<u64>(), known.parse::<u64>()) {
+        (Ok(a), Ok(b)) => a <= b,
+        _ => rv == known,
+    }
 }
 
 impl KnownState {
@@ -72,6 +102,133 @@ impl KnownState {
     pub fn begin_relist(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         self.relisting = true;
+        self.resumed = false;
+        self.tombstones.clear();
+    }
+
+    /// The state as a checkpoint keeps it, sorted by key.
+    pub fn entries(&self) -> Vec<KnownEntry> {
+        let mut out: Vec<KnownEntry> = self
+            .objects
+            .iter()
+            .map(|(key, k)| KnownEntry {
+                key: key.to_string(),
+                uid: k.uid.to_string(),
+                resource_version: k.resource_version.to_string(),
+                delivered: k.delivered,
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// A state loaded from a checkpoint, about to follow a watch resumed
+    /// from it: replayed versions are recognised and not reported again.
+    pub fn resume(
+        entries: impl IntoIterator<Item = KnownEntry>,
+        tombstones: impl IntoIterator<Item = (String, String, String)>,
+    ) -> Self {
+        let mut state = Self {
+            resumed: true,
+            ..Self::default()
+        };
+        for (key, uid, rv) in tombstones {
+            state.note(&rv);
+            state.tombstones.insert(
+                key.into_boxed_str(),
+                (uid.into_boxed_str(), rv.into_boxed_str()),
+            );
+        }
+        for e in entries {
+            state.note(&e.resource_version);
+            state.objects.insert(
+                e.key.into_boxed_str(),
+                Known {
+                    uid: e.uid.into_boxed_str(),
+                    resource_version: e.resource_version.into_boxed_str(),
+                    delivered: e.delivered,
+                    generation: 0,
+                },
+            );
+        }
+        state
+    }
+
+    fn note(&mut self, rv: &str) {
+        if let Ok(n) = rv.parse::<u64>() {
+            self.replay_until = self.replay_until.max(n);
+        }
+    }
+
+    /// While a resumed watch replays: the objects deleted since the
+    /// checkpoint, `(key, uid, last resourceVersion)`, which a checkpoint
+    /// taken meanwhile keeps too.
+    pub fn tombstones(&self) -> Vec<(String, String, String)> {
+        if !self.resumed {
+            return Vec::new();
+        }
+        let mut out: Vec<_> = self
+            .tombstones
+            .iter()
+            .map(|(k, (u, r))| (k.to_string(), u.to_string(), r.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Applies an event that handlers already wrote (read back from the
+    /// output after the checkpoint), so that it is not delivered again.
+    pub fn apply_written(&mut self, event_type: EventType, key: &str, uid: &str, rv: &str) {
+        self.note(rv);
+        match event_type {
+            EventType::Deleted => {
+                if let Some(known) = self.objects.remove(key) {
+                    let rv = if not_newer(rv, &known.resource_version) {
+                        known.resource_version
+                    } else {
+                        rv.into()
+                    };
+                    self.tombstones.insert(key.into(), (known.uid, rv));
+                } else {
+                    self.tombstones.insert(key.into(), (uid.into(), rv.into()));
+                }
+            }
+            EventType::Added | EventType::Updated => {
+                if let Some(known) = self.objects.get_mut(key)
+                    && *known.uid == *uid
+                    && not_newer(rv, &known.resource_version)
+                {
+                    known.delivered = true;
+                    return;
+                }
+                self.tombstones.remove(key);
+                self.objects.insert(
+                    key.into(),
+                    Known {
+                        uid: uid.into(),
+                        resource_version: rv.into(),
+                        delivered: true,
+                        generation: self.generation,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Whether a resumed watch is replaying `uid` at `rv`, which was
+    /// already reported (or deleted since).
+    fn replayed(&self, key: &str, uid: &str, rv: &str) -> bool {
+        if !self.resumed {
+            return false;
+        }
+        if let Some(known) = self.objects.get(key)
+            && *known.uid == *uid
+        {
+            return not_newer(rv, &known.resource_version);
+        }
+        self.tombstones
+            .get(key)
+            .is_some_and(|(u, last)| **u == *uid && not_newer(rv, last))
     }
 
     /// Ends a relist: every known object that the list did not contain is
@@ -113,6 +270,14 @@ impl KnownState {
         let uid = meta.uid.as_deref().unwrap_or("");
         let rv = meta.resource_version.as_deref().unwrap_or("");
         let generation = self.generation;
+        if self.resumed && rv.parse::<u64>().is_ok_and(|n| n > self.replay_until) {
+            // Past everything already reported: the replay is over.
+            self.resumed = false;
+            self.tombstones.clear();
+        }
+        if self.replayed(&key, uid, rv) {
+            return;
+        }
         match observation {
             Observation::Deleted => {
                 let Some(known) = self.objects.remove(key.as_str()) else {

@@ -135,7 +135,22 @@ impl Controller {
                 metrics.lifecycle_records.clone(),
             )
         });
+        let checkpoints = options.checkpoint.clone().and_then(|o| {
+            let directory = o.directory.clone();
+            crate::checkpoint::Checkpoints::open(o)
+                .map_err(|e| {
+                    tracing::warn!(
+                        directory = %directory.display(),
+                        "checkpoints are off: the directory cannot be used: {e}"
+                    );
+                })
+                .ok()
+                .map(Arc::new)
+        });
+        let updates = crate::updates::Updates::new(config.updates.clone(), metrics.clone());
         let env = Arc::new(Env {
+            checkpoints,
+            updates,
             discovery: Discovery::new(client.clone()),
             client,
             options,
@@ -271,6 +286,12 @@ impl Controller {
         }
         tokio::spawn(readiness(self.inner.clone()));
         tokio::spawn(crd_watcher(self.inner.clone()));
+        if let Some(cp) = &self.inner.env.checkpoints {
+            tokio::spawn(checkpointer(
+                Arc::downgrade(&self.inner),
+                cp.options.interval,
+            ));
+        }
         Ok(())
     }
 
@@ -497,6 +518,8 @@ impl Controller {
         for task in tasks {
             let _ = task.await;
         }
+        // Every informer delivered all it read; record where each stands.
+        crate::checkpoint::round(&self.inner.env, &shared, true).await;
         drop(shared);
         lock(&self.inner.workload_subscription).take();
         lock(&self.inner.crd_subscription).take();
@@ -504,6 +527,35 @@ impl Controller {
         lock(&self.inner.k8s_event_subscriptions).clear();
         self.inner.env.owners.close();
         self.inner.specs.lock().await.subscriptions.clear();
+    }
+}
+
+/// Records progress every `interval` until the controller stops (the
+/// last round is at stop).
+async fn checkpointer(inner: Weak<Inner>, interval: std::time::Duration) {
+    let (mut stop, mut synced) = match inner.upgrade() {
+        Some(i) => (i.env.stop.subscribe(), i.env.sync_changed.subscribe()),
+        None => return,
+    };
+    loop {
+        // A round at every interval, and one as soon as an informer syncs,
+        // so that a crash right after the first list floods nothing.
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(interval) => false,
+            _ = synced.changed() => false,
+            r = stop.wait_for(|s| *s) => { drop(r); true }
+        };
+        if stopping {
+            return;
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let shared: Vec<Arc<InformerShared>> = lock(&inner.informers)
+            .values()
+            .map(|e| e.shared.clone())
+            .collect();
+        crate::checkpoint::round(&inner.env, &shared, false).await;
     }
 }
 

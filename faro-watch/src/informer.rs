@@ -121,6 +121,12 @@ pub(crate) struct InformerShared {
     /// Bumped when a subscriber joins or its filters change: the informer
     /// lists again, so objects now passing are delivered as ADDED.
     pub resync: watch::Sender<u64>,
+    /// Bumped to ask for a checkpoint snapshot, taken between two deliveries…
+    pub snapshot_request: watch::Sender<u64>,
+    /// …which is left here (`None`: nothing changed since the last one)…
+    pub snapshot: Mutex<Option<crate::checkpoint::Entry>>,
+    /// …and announced by setting this to the request's number.
+    pub snapshot_done: watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +150,9 @@ impl InformerShared {
             }),
             stop: watch::Sender::new(false),
             resync: watch::Sender::new(0),
+            snapshot_request: watch::Sender::new(0),
+            snapshot: Mutex::new(None),
+            snapshot_done: watch::Sender::new(0),
         }
     }
 
@@ -196,6 +205,10 @@ pub(crate) struct Env {
     pub owners: Arc<crate::owners::Owners>,
     /// Lifecycle records of the pods delivered, when on.
     pub lifecycle: Option<crate::lifecycle::Lifecycle>,
+    /// Checkpoints of progress, when on.
+    pub checkpoints: Option<Arc<crate::checkpoint::Checkpoints>>,
+    /// How UPDATEDs are treated, per GVR.
+    pub updates: crate::updates::Updates,
 }
 
 impl Env {
@@ -263,6 +276,11 @@ pub(crate) struct Informer {
     stop_rx: watch::Receiver<bool>,
     global_stop_rx: watch::Receiver<bool>,
     resync_rx: watch::Receiver<u64>,
+    snapshot_rx: watch::Receiver<u64>,
+    /// Something changed since the last checkpoint snapshot.
+    dirty: bool,
+    /// Previous states and the policy for UPDATEDs of this informer's GVR.
+    diff: crate::updates::InformerDiff,
 }
 
 impl Informer {
@@ -275,6 +293,8 @@ impl Informer {
         let stop_rx = shared.stop.subscribe();
         let global_stop_rx = env.stop.subscribe();
         let resync_rx = shared.resync.subscribe();
+        let snapshot_rx = shared.snapshot_request.subscribe();
+        let diff = env.updates.for_informer(&shared.key.gvr);
         let gvr_label = shared.key.gvr.to_string();
         let m = &env.metrics;
         let event = |t: EventType| {
@@ -303,7 +323,94 @@ impl Informer {
             stop_rx,
             global_stop_rx,
             resync_rx,
+            snapshot_rx,
+            dirty: true,
+            diff,
         }
+    }
+
+    /// What the informer delivers, for checkpoints: its key and the
+    /// client-side filters of its handler subscribers; `None` when only
+    /// internal subscribers use it (nothing to checkpoint).
+    fn fingerprint(&self) -> Option<String> {
+        let subscribers = self.shared.subscribers();
+        let mut filters: Vec<String> = subscribers
+            .iter()
+            .filter(|s| s.internal.is_none())
+            .map(|s| {
+                let f: Vec<String> = s.filters.iter().map(ToString::to_string).collect();
+                format!("[{}]", f.join(" OR "))
+            })
+            .collect();
+        if filters.is_empty() {
+            return None;
+        }
+        filters.sort();
+        Some(format!(
+            "{} filter={}",
+            self.shared.label,
+            filters.join(" ")
+        ))
+    }
+
+    /// Loads the checkpoint of this informer, if it has a usable one: the
+    /// known state plus what was written after it, and the resourceVersion
+    /// to watch from. An informer with internal subscribers (which need
+    /// every object) starts afresh.
+    fn resume(&mut self) {
+        let Some(checkpoints) = self.env.checkpoints.clone() else {
+            return;
+        };
+        if self
+            .shared
+            .subscribers()
+            .iter()
+            .any(|s| s.internal.is_some())
+        {
+            return;
+        }
+        let Some(fingerprint) = self.fingerprint() else {
+            return;
+        };
+        if let Some(resume) = checkpoints.resume(&self.shared.key, &fingerprint) {
+            let mut known = KnownState::resume(resume.known, resume.tombstones);
+            crate::checkpoint::apply(&mut known, &resume.written);
+            tracing::debug!(
+                informer = %self.shared.label,
+                objects = known.len(),
+                written_since = resume.written.len(),
+                resource_version = %resume.resource_version,
+                "resuming from the checkpoint"
+            );
+            self.known = known;
+            self.rv = Some(resume.resource_version);
+            self.env
+                .metrics
+                .resumes
+                .get_or_create(&[("gvr", self.gvr_label.clone())])
+                .inc();
+        }
+    }
+
+    /// Leaves a checkpoint snapshot for the checkpointer: the known state
+    /// and the resourceVersion it is synced to, or `None` when nothing
+    /// changed since the last one (or nothing is to be checkpointed).
+    fn take_snapshot(&mut self, request: u64) {
+        let entry = match (&self.rv, self.dirty, self.fingerprint()) {
+            (Some(rv), true, Some(fingerprint)) => {
+                self.dirty = false;
+                Some(crate::checkpoint::Entry::new(
+                    &self.shared.key,
+                    fingerprint,
+                    rv.clone(),
+                    self.known.entries(),
+                    self.known.tombstones(),
+                ))
+            }
+            _ => None,
+        };
+        *lock(&self.shared.snapshot) = entry;
+        self.shared.snapshot_done.send_replace(request);
     }
 
     fn stopping(&self) -> bool {
@@ -334,6 +441,7 @@ impl Informer {
         self.env
             .metrics
             .set_state(None, Some(InformerState::Listing.as_str()));
+        self.resume();
         loop {
             if self.stopping() {
                 break;
@@ -414,6 +522,11 @@ impl Informer {
                     }
                 }
             }
+        }
+        // The last snapshot, for the checkpoint written at stop.
+        if lock(&self.shared.status).synced {
+            let request = *self.snapshot_rx.borrow();
+            self.take_snapshot(request);
         }
         let state = lock(&self.shared.status).state;
         self.env.metrics.set_state(Some(state.as_str()), None);
@@ -563,6 +676,8 @@ impl Informer {
         match stream {
             Ok(stream) => {
                 self.set_state(InformerState::Watching);
+                // A watch resumed from a checkpoint is synced once it runs.
+                self.mark_synced();
                 self.follow(stream, resource, false).await
             }
             Err(e) => self.failure(&e, false),
@@ -591,6 +706,7 @@ impl Informer {
                 }
             } else {
                 let mut resync = self.resync_rx.clone();
+                let mut snapshot = self.snapshot_rx.clone();
                 tokio::select! {
                     biased;
                     () = self.stopped() => {
@@ -603,6 +719,11 @@ impl Informer {
                     _ = resync.changed(), if !initial => {
                         self.resync_rx.mark_unchanged();
                         return Next::Resync;
+                    }
+                    _ = snapshot.changed(), if !initial => {
+                        let request = *self.snapshot_rx.borrow_and_update();
+                        self.take_snapshot(request);
+                        continue;
                     }
                     item = tokio::time::timeout(stall, stream.next()) => item,
                 }
@@ -652,6 +773,7 @@ impl Informer {
                             self.synced(resource, rv).await;
                         }
                     } else {
+                        self.dirty |= self.rv.as_deref() != Some(rv.as_str());
                         self.rv = Some(rv);
                         self.backoff.reset();
                     }
@@ -693,8 +815,14 @@ impl Informer {
         self.known.finish_relist(&mut self.out);
         self.deliver(resource).await;
         self.rv = Some(resource_version);
+        self.dirty = true;
         self.backoff.reset();
         self.set_state(InformerState::Watching);
+        self.mark_synced();
+    }
+
+    /// Marks the informer synced (once), for readiness.
+    fn mark_synced(&self) {
         let mut status = lock(&self.shared.status);
         let first = !status.synced;
         status.synced = true;
@@ -727,6 +855,7 @@ impl Informer {
         if self.out.is_empty() {
             return;
         }
+        self.dirty = true;
         let mut out = std::mem::take(&mut self.out);
         let subscribers = self.shared.subscribers();
         if subscribers.is_empty() {
@@ -750,11 +879,7 @@ impl Informer {
                 .iter()
                 .find(|s| s.workload.is_some() && (c.inferred.is_some() || s.accepts(&c.object)))
                 .and_then(|s| s.workload.clone());
-            match c.event_type {
-                EventType::Added => self.counters.added.inc(),
-                EventType::Updated => self.counters.updated.inc(),
-                EventType::Deleted => self.counters.deleted.inc(),
-            };
+            let decision = self.diff.decide(c.event_type, &c.object);
             let correlation = match &workload {
                 Some(w) => w.clone(),
                 None => self.env.owners.of_object(&c.object).await,
@@ -767,13 +892,25 @@ impl Informer {
             if let Some(w) = workload {
                 builder = builder.workload(w);
             }
+            if let Some(changes) = decision.changes {
+                builder = builder.changes(changes);
+            }
             let event = builder.build();
+            // Lifecycle records follow every state, delivered or not.
             if let Some(lifecycle) = &self.env.lifecycle
                 && resource.gvr.group().is_empty()
                 && resource.gvr.resource() == "pods"
             {
                 lifecycle.observe(&event, &handlers).await;
             }
+            if !decision.deliver {
+                continue;
+            }
+            match event.event_type() {
+                EventType::Added => self.counters.added.inc(),
+                EventType::Updated => self.counters.updated.inc(),
+                EventType::Deleted => self.counters.deleted.inc(),
+            };
             for handler in handlers.iter() {
                 if let Err(e) = handler.on_matched(&event).await {
                     tracing::warn!(

@@ -23,8 +23,14 @@
 //! to leave stops it. Each informer keeps a compact known state
 //! (key → uid, resourceVersion), so a relist after a gap yields exactly the
 //! events that were missed — no replayed ADDED, and an inferred DELETED for
-//! every object that disappeared meanwhile.
+//! every object that disappeared meanwhile. With checkpoints on, that
+//! exactness survives a restart: progress that every handler has durably
+//! written is recorded, and a restarted informer resumes from it, reading
+//! back what was written after it (see [`CheckpointOptions`]). UPDATEDs
+//! carry the JSON pointers that changed (and a patch when asked), and no-op
+//! updates can be suppressed (the `updates:` block).
 
+mod checkpoint;
 mod classify;
 mod controller;
 mod discovery;
@@ -37,9 +43,11 @@ mod metrics;
 mod narrative;
 mod options;
 mod owners;
+mod updates;
 mod workload;
 
-pub use classify::{Classified, KnownState, Observation};
+pub use checkpoint::CheckpointOptions;
+pub use classify::{Classified, KnownEntry, KnownState, Observation};
 pub use controller::{Controller, InformerInfo, Subscription};
 pub use discovery::{Discovery, Resolution, ResolvedResource};
 pub use error::WatchError;
@@ -48,3 +56,4 @@ pub use logs::{LogOptions, LogStreamCounts};
 pub use metrics::WatchMetrics;
 pub use options::{ListStrategy, WatchOptions};
 pub use owners::OwnerIndex;
+pub use updates::changed_paths;

@@ -49,11 +49,55 @@ pub struct WatchMetrics {
     pub k8s_events: Family<Labels<2>, Counter>,
     /// Lifecycle records, by reason.
     pub lifecycle_records: Family<Labels<1>, Counter>,
+    /// UPDATEDs not delivered, by GVR and reason (`resync`, `status_only`,
+    /// `metadata_only`, `managed_fields_only`, `paths`, `event_type`).
+    pub updates_suppressed: Family<Labels<2>, Counter>,
+    /// UPDATEDs whose previous state was evicted (`changedPaths: null`), by GVR.
+    pub diffs_unknown: Family<Labels<1>, Counter>,
+    /// Bytes of previous states kept for diffs.
+    pub diff_bytes: Gauge,
+    /// Informers resumed from a checkpoint, by GVR.
+    pub resumes: Family<Labels<1>, Counter>,
+    /// Checkpoint rounds written.
+    pub checkpoints: Counter,
+    /// Checkpoint rounds that could not be written (a handler could not
+    /// write durably, or the checkpoint file could not be written).
+    pub checkpoint_failures: Counter,
 }
 
 impl WatchMetrics {
     /// Registers every family on `registry`.
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "faro_updates_suppressed",
+            "UPDATEDs not delivered, by GVR and reason",
+            self.updates_suppressed.clone(),
+        );
+        registry.register(
+            "faro_update_diffs_unknown",
+            "UPDATEDs whose previous state was evicted past the diff memory budget",
+            self.diffs_unknown.clone(),
+        );
+        registry.register(
+            "faro_update_diff_bytes",
+            "Bytes of previous states kept for diffs",
+            self.diff_bytes.clone(),
+        );
+        registry.register(
+            "faro_checkpoint_resumes",
+            "Informers resumed from a checkpoint, by GVR",
+            self.resumes.clone(),
+        );
+        registry.register(
+            "faro_checkpoints",
+            "Checkpoint rounds written",
+            self.checkpoints.clone(),
+        );
+        registry.register(
+            "faro_checkpoint_failures",
+            "Checkpoint rounds that could not be written",
+            self.checkpoint_failures.clone(),
+        );
         registry.register(
             "faro_watch_events",
             "Events handed to handlers, by GVR and type",

@@ -37,6 +37,8 @@ pub struct WatchOptions {
     pub rediscovery_interval: Duration,
     /// How container logs are read, when the configuration follows them.
     pub logs: crate::logs::LogOptions,
+    /// Checkpoints of progress, for resuming after a restart; `None`: off.
+    pub checkpoint: Option<crate::CheckpointOptions>,
 }
 
 impl Default for WatchOptions {
@@ -50,6 +52,7 @@ impl Default for WatchOptions {
             watch_timeout: Duration::from_secs(290),
             rediscovery_interval: Duration::from_secs(30),
             logs: crate::logs::LogOptions::default(),
+            checkpoint: None,
         }
     }
 }

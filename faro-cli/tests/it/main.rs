@@ -1,6 +1,7 @@
 //! Black-box tests of the `faro` binary against faro-sim (and kubectl).
 
 mod bad_input;
+mod continuity;
 mod deploy;
 mod logs;
 mod run;

@@ -1,0 +1,397 @@
+//! What an UPDATED is worth: the previous state of each delivered object
+//! (compact JSON without `managedFields`, kept only for GVRs whose policy
+//! needs it, within one memory budget), the JSON pointers that changed, an
+//! RFC 6902 patch when asked for, and whether the policy suppresses it.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use faro_core::config::{DiffMode, UpdatePolicy, UpdatesConfig};
+use faro_core::{Changes, DynamicObject, EventType, Gvr};
+use serde_json::Value;
+
+use crate::metrics::WatchMetrics;
+
+/// Per-entry bookkeeping counted against the budget besides the bytes.
+const ENTRY_OVERHEAD: usize = 48;
+
+/// The `updates:` configuration and the memory budget every informer shares.
+#[derive(Clone)]
+pub(crate) struct Updates {
+    config: Arc<UpdatesConfig>,
+    used: Arc<AtomicI64>,
+    metrics: WatchMetrics,
+}
+
+impl Updates {
+    pub fn new(config: UpdatesConfig, metrics: WatchMetrics) -> Self {
+        Self {
+            config: Arc::new(config),
+            used: Arc::new(AtomicI64::new(0)),
+            metrics,
+        }
+    }
+
+    /// The diff state of one informer of `gvr`.
+    pub fn for_informer(&self, gvr: &Gvr) -> InformerDiff {
+        let policy = self.config.policy(gvr).clone();
+        let label = gvr.to_string();
+        InformerDiff {
+            needs_previous: policy.needs_previous(),
+            policy,
+            previous: HashMap::new(),
+            order: VecDeque::new(),
+            tick: 0,
+            budget: i64::try_from(self.config.diff_memory_bytes).unwrap_or(i64::MAX),
+            used: self.used.clone(),
+            mine: 0,
+            metrics: self.metrics.clone(),
+            label,
+        }
+    }
+}
+
+struct Previous {
+    json: Box<[u8]>,
+    managed_fields: u64,
+    tick: u64,
+}
+
+/// What to do with one event.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    /// Hand it to handlers.
+    pub deliver: bool,
+    /// What changed, for an UPDATED of a GVR that asks for diffs.
+    pub changes: Option<Changes>,
+}
+
+/// The previous states of one informer's delivered objects.
+pub(crate) struct InformerDiff {
+    policy: UpdatePolicy,
+    needs_previous: bool,
+    previous: HashMap<Box<str>, Previous>,
+    /// Insertion order, for evicting the oldest; stale ticks are skipped.
+    order: VecDeque<(Box<str>, u64)>,
+    tick: u64,
+    budget: i64,
+    used: Arc<AtomicI64>,
+    /// Bytes this informer counts in `used`.
+    mine: i64,
+    metrics: WatchMetrics,
+    label: String,
+}
+
+impl Drop for InformerDiff {
+    fn drop(&mut self) {
+        self.used.fetch_sub(self.mine, Ordering::Relaxed);
+    }
+}
+
+impl InformerDiff {
+    /// Decides on a delivered event of `key` and keeps the state it needs.
+    pub fn decide(&mut self, event_type: EventType, object: &DynamicObject) -> Decision {
+        let wanted = self.policy.delivers(event_type);
+        if !wanted {
+            self.suppressed("event_type");
+        }
+        if !self.needs_previous {
+            return Decision {
+                deliver: wanted,
+                changes: None,
+            };
+        }
+        let meta = &object.metadata;
+        let name = meta.name.as_deref().unwrap_or("");
+        let key_text = match meta.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+            _ => name.to_owned(),
+        };
+        let key = key_text.as_str();
+        match event_type {
+            EventType::Deleted => {
+                self.forget(key);
+                Decision {
+                    deliver: wanted,
+                    changes: None,
+                }
+            }
+            EventType::Added => {
+                self.keep(key, &compact(object), managed_fields_hash(object));
+                Decision {
+                    deliver: wanted,
+                    changes: None,
+                }
+            }
+            EventType::Updated => self.updated(key, object),
+        }
+    }
+
+    fn updated(&mut self, key: &str, object: &DynamicObject) -> Decision {
+        let now = compact(object);
+        let managed = managed_fields_hash(object);
+        let before = self.previous.get(key).and_then(|p| {
+            Some((
+                serde_json::from_slice::<Value>(&p.json).ok()?,
+                p.managed_fields,
+            ))
+        });
+        let Some((before, managed_before)) = before else {
+            self.metrics
+                .diffs_unknown
+                .get_or_create(&[("gvr", self.label.clone())])
+                .inc();
+            self.keep(key, &now, managed);
+            return Decision {
+                deliver: true,
+                changes: (self.policy.diff != DiffMode::None).then_some(Changes {
+                    paths: None,
+                    patch: None,
+                }),
+            };
+        };
+        let mut paths = Vec::new();
+        changed_paths(&before, &now, &mut String::new(), &mut paths);
+        paths.sort();
+        let reason = self.suppression(&paths, managed != managed_before);
+        let changes = match self.policy.diff {
+            DiffMode::None => None,
+            DiffMode::Paths => Some(Changes {
+                paths: Some(paths),
+                patch: None,
+            }),
+            DiffMode::Patch => {
+                let patch = json_patch::diff(&before, &now);
+                Some(Changes {
+                    paths: Some(paths),
+                    patch: serde_json::to_value(patch).ok(),
+                })
+            }
+        };
+        self.keep(key, &now, managed);
+        if let Some(reason) = reason {
+            self.suppressed(reason);
+            return Decision {
+                deliver: false,
+                changes,
+            };
+        }
+        Decision {
+            deliver: true,
+            changes,
+        }
+    }
+
+    /// The reason an UPDATED with these changed paths is not delivered, if any.
+    fn suppression(&self, paths: &[String], managed_changed: bool) -> Option<&'static str> {
+        let s = self.policy.suppress;
+        if paths.is_empty() {
+            if s.resync && !managed_changed {
+                return Some("resync");
+            }
+            if s.managed_fields_only && managed_changed {
+                return Some("managed_fields_only");
+            }
+            if s.metadata_only {
+                return Some("metadata_only");
+            }
+        } else {
+            if s.status_only && paths.iter().all(|p| under(p, "/status")) {
+                return Some("status_only");
+            }
+            if s.metadata_only
+                && paths
+                    .iter()
+                    .all(|p| under(p, "/metadata") && !under(p, "/metadata/generation"))
+            {
+                return Some("metadata_only");
+            }
+        }
+        let only = &self.policy.only_paths;
+        if !only.is_empty()
+            && !paths
+                .iter()
+                .any(|p| only.iter().any(|o| under(p, o) || under(o, p)))
+        {
+            return Some("paths");
+        }
+        let ignore = &self.policy.ignore_paths;
+        if !ignore.is_empty() && paths.iter().all(|p| ignore.iter().any(|i| under(p, i))) {
+            return Some("paths");
+        }
+        None
+    }
+
+    fn suppressed(&self, reason: &'static str) {
+        self.metrics
+            .updates_suppressed
+            .get_or_create(&[("gvr", self.label.clone()), ("reason", reason.to_owned())])
+            .inc();
+    }
+
+    fn keep(&mut self, key: &str, now: &Value, managed_fields: u64) {
+        let Ok(json) = serde_json::to_vec(now) else {
+            return;
+        };
+        self.tick += 1;
+        let cost = (json.len() + key.len() + ENTRY_OVERHEAD) as i64;
+        let old = self.previous.insert(
+            key.into(),
+            Previous {
+                json: json.into_boxed_slice(),
+                managed_fields,
+                tick: self.tick,
+            },
+        );
+        let freed = old.map_or(0, |p| (p.json.len() + key.len() + ENTRY_OVERHEAD) as i64);
+        self.account(cost - freed);
+        self.order.push_back((key.into(), self.tick));
+        // Past the budget, this informer's oldest states go first.
+        while self.used.load(Ordering::Relaxed) > self.budget {
+            let Some((oldest, tick)) = self.order.pop_front() else {
+                break;
+            };
+            if self.previous.get(&oldest).is_some_and(|p| p.tick == tick) {
+                self.forget(&oldest);
+            }
+        }
+        if self.order.len() > 2 * self.previous.len() + 64 {
+            let previous = &self.previous;
+            self.order
+                .retain(|(k, t)| previous.get(k).is_some_and(|p| p.tick == *t));
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        if let Some(p) = self.previous.remove(key) {
+            self.account(-((p.json.len() + key.len() + ENTRY_OVERHEAD) as i64));
+        }
+    }
+
+    fn account(&mut self, delta: i64) {
+        self.mine += delta;
+        let used = self.used.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.metrics.diff_bytes.set(used);
+    }
+}
+
+/// The object as JSON, without `managedFields` (and without the
+/// resourceVersion, which changes with every write).
+fn compact(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        meta.remove("resourceVersion");
+    }
+    value
+}
+
+/// Tells one set of managed fields from another without serialising them.
+fn managed_fields_hash(object: &DynamicObject) -> u64 {
+    let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
+    for entry in object.metadata.managed_fields.iter().flatten() {
+        entry.manager.hash(&mut h);
+        entry.operation.hash(&mut h);
+        entry.subresource.hash(&mut h);
+        entry.time.as_ref().map(|t| t.0.as_second()).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Whether pointer `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Appends the JSON pointers (below `at`, usually empty) where `a` and `b`
+/// differ: leaves that changed, keys and array items added or removed.
+/// This is how an UPDATED's `changedPaths` are found (sorted afterwards).
+pub fn changed_paths(a: &Value, b: &Value, at: &mut String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                let len = at.len();
+                push_token(at, k);
+                match y.get(k) {
+                    Some(vb) => changed_paths(va, vb, at, out),
+                    None => out.push(at.clone()),
+                }
+                at.truncate(len);
+            }
+            for k in y.keys().filter(|k| !x.contains_key(*k)) {
+                let len = at.len();
+                push_token(at, k);
+                out.push(at.clone());
+                at.truncate(len);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for i in 0..x.len().max(y.len()) {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&i.to_string());
+                match (x.get(i), y.get(i)) {
+                    (Some(va), Some(vb)) => changed_paths(va, vb, at, out),
+                    _ => out.push(at.clone()),
+                }
+                at.truncate(len);
+            }
+        }
+        (x, y) => {
+            if x != y {
+                out.push(if at.is_empty() {
+                    "/".to_owned()
+                } else {
+                    at.clone()
+                });
+            }
+        }
+    }
+}
+
+/// Appends `/token`, escaped as RFC 6901 says (`~` → `~0`, `/` → `~1`).
+fn push_token(at: &mut String, token: &str) {
+    at.push('/');
+    for c in token.chars() {
+        match c {
+            '~' => at.push_str("~0"),
+            '/' => at.push_str("~1"),
+            c => at.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paths(a: Value, b: Value) -> Vec<String> {
+        let mut out = Vec::new();
+        changed_paths(&a, &b, &mut String::new(), &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn changed_leaves_added_and_removed_keys_and_items_are_named() {
+        assert_eq!(
+            paths(
+                json!({"spec": {"replicas": 1, "x": [1, 2]}, "metadata": {"labels": {"a/b": "1"}}}),
+                json!({"spec": {"replicas": 2, "x": [1]}, "metadata": {"labels": {"a/b": "1", "c~": "2"}}}),
+            ),
+            ["/metadata/labels/c~0", "/spec/replicas", "/spec/x/1"]
+        );
+        assert!(paths(json!({"a": 1}), json!({"a": 1})).is_empty());
+    }
+
+    #[test]
+    fn under_respects_token_boundaries() {
+        assert!(under("/status/phase", "/status"));
+        assert!(under("/status", "/status"));
+        assert!(!under("/statusx", "/status"));
+    }
+}
