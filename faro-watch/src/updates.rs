@@ -388,6 +388,194 @@ mod tests {
         assert!(paths(json!({"a": 1}), json!({"a": 1})).is_empty());
     }
 
+    fn diff_for(yaml: &str) -> InformerDiff {
+        let config = faro_core::Config::from_yaml(yaml, "t.yaml").unwrap();
+        Updates::new(config.updates, WatchMetrics::default())
+            .for_informer(&Gvr::parse("v1/pods").unwrap())
+    }
+
+    fn obj(v: Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn pod(rv: u32, labels: Value, spec: Value, status: Value, mf_time: &str) -> DynamicObject {
+        obj(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": rv.to_string(),
+                         "generation": 1, "labels": labels,
+                         "managedFields": [{"manager": "kubelet", "operation": "Update", "time": mf_time}]},
+            "spec": spec, "status": status
+        }))
+    }
+
+    /// (delivered, changedPaths) of one UPDATED after `before`.
+    fn update(
+        d: &mut InformerDiff,
+        before: &DynamicObject,
+        after: &DynamicObject,
+    ) -> (bool, Option<Vec<String>>) {
+        let _ = d.decide(EventType::Added, before);
+        let got = d.decide(EventType::Updated, after);
+        (got.deliver, got.changes.and_then(|c| c.paths))
+    }
+
+    #[test]
+    fn suppression_by_kind_of_change() {
+        let t0 = "2026-01-01T00:00:00Z";
+        let t1 = "2026-01-01T00:00:01Z";
+        let base = pod(
+            1,
+            json!({"a": "1"}),
+            json!({"x": 1}),
+            json!({"phase": "Pending"}),
+            t0,
+        );
+        let status = pod(
+            2,
+            json!({"a": "1"}),
+            json!({"x": 1}),
+            json!({"phase": "Running"}),
+            t0,
+        );
+        let labels = pod(
+            2,
+            json!({"a": "2"}),
+            json!({"x": 1}),
+            json!({"phase": "Pending"}),
+            t0,
+        );
+        let spec = pod(
+            2,
+            json!({"a": "1"}),
+            json!({"x": 2}),
+            json!({"phase": "Pending"}),
+            t0,
+        );
+        let same = pod(
+            2,
+            json!({"a": "1"}),
+            json!({"x": 1}),
+            json!({"phase": "Pending"}),
+            t0,
+        );
+        let managed = pod(
+            2,
+            json!({"a": "1"}),
+            json!({"x": 1}),
+            json!({"phase": "Pending"}),
+            t1,
+        );
+
+        let mut d = diff_for("updates:\n  suppress: [status_only]\n");
+        assert_eq!(
+            update(&mut d, &base, &status),
+            (false, Some(vec!["/status/phase".into()]))
+        );
+        assert_eq!(
+            update(&mut d, &base, &labels),
+            (true, Some(vec!["/metadata/labels/a".into()]))
+        );
+        assert_eq!(update(&mut d, &base, &same), (true, Some(vec![])));
+
+        let mut d = diff_for("updates:\n  suppress: [metadata_only]\n");
+        assert!(!update(&mut d, &base, &labels).0);
+        assert!(!update(&mut d, &base, &managed).0);
+        assert!(update(&mut d, &base, &status).0);
+        assert_eq!(
+            update(&mut d, &base, &spec),
+            (true, Some(vec!["/spec/x".into()]))
+        );
+
+        let mut d = diff_for("updates:\n  suppress: [resync]\n");
+        assert!(!update(&mut d, &base, &same).0);
+        assert!(update(&mut d, &base, &managed).0);
+
+        let mut d = diff_for("updates:\n  suppress: [managed_fields_only]\n");
+        assert!(!update(&mut d, &base, &managed).0);
+        assert!(update(&mut d, &base, &same).0);
+        assert!(update(&mut d, &base, &labels).0);
+
+        let mut d = diff_for("updates:\n  only_paths: [/spec]\n");
+        assert!(update(&mut d, &base, &spec).0);
+        assert!(!update(&mut d, &base, &status).0);
+        let mut d = diff_for("updates:\n  ignore_paths: [/status, /metadata/labels]\n");
+        assert!(!update(&mut d, &base, &status).0);
+        assert!(!update(&mut d, &base, &labels).0);
+        assert!(update(&mut d, &base, &spec).0);
+
+        let mut d = diff_for("updates:\n  event_types: [ADDED, DELETED]\n");
+        assert!(!d.decide(EventType::Updated, &spec).deliver);
+        assert!(d.decide(EventType::Added, &spec).deliver);
+        assert!(d.decide(EventType::Deleted, &spec).deliver);
+
+        let mut d = diff_for("updates:\n  diff: none\n");
+        assert_eq!(update(&mut d, &base, &spec), (true, None));
+    }
+
+    #[test]
+    fn an_evicted_previous_state_gives_null_paths() {
+        // A budget of 0 MiB keeps nothing.
+        let mut d = diff_for("updates:\n  diff_memory_mb: 0\n");
+        let t0 = "2026-01-01T00:00:00Z";
+        let a = pod(1, json!({}), json!({"x": 1}), json!({}), t0);
+        let b = pod(2, json!({}), json!({"x": 2}), json!({}), t0);
+        let got = update(&mut d, &a, &b);
+        assert_eq!(got, (true, None));
+        assert!(d.previous.is_empty());
+    }
+
+    #[test]
+    fn the_patch_turns_the_previous_state_into_the_new_one() {
+        let mut d = diff_for("updates:\n  diff: patch\n");
+        let mut current = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1",
+                         "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i:1"}], "replicas": 1},
+            "status": {"phase": "Pending", "conditions": []}
+        });
+        let _ = d.decide(EventType::Added, &obj(current.clone()));
+        let keys = ["a", "b", "c/d", "e~f"];
+        for rv in 2..1002 {
+            let before = compact(&obj(current.clone()));
+            let key = keys[fastrand::usize(..keys.len())];
+            match fastrand::u8(0..6) {
+                0 => current["metadata"]["labels"][key] = json!(fastrand::u32(..).to_string()),
+                1 => {
+                    current["metadata"]["labels"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove(key);
+                }
+                2 => current["spec"]["replicas"] = json!(fastrand::u8(..)),
+                3 => current["status"]["conditions"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": key, "status": "True"})),
+                4 => {
+                    current["status"]["conditions"]
+                        .as_array_mut()
+                        .unwrap()
+                        .pop();
+                }
+                _ => current["spec"]["containers"][0]["image"] = json!(format!("i:{rv}")),
+            }
+            current["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let after = obj(current.clone());
+            let decision = d.decide(EventType::Updated, &after);
+            let changes = decision.changes.expect("changes");
+            let patch: json_patch::Patch =
+                serde_json::from_value(changes.patch.expect("a patch")).unwrap();
+            let mut doc = before.clone();
+            json_patch::patch(&mut doc, &patch).unwrap();
+            assert_eq!(doc, compact(&after), "update {rv}");
+            let mut expected = Vec::new();
+            changed_paths(&before, &compact(&after), &mut String::new(), &mut expected);
+            expected.sort();
+            assert_eq!(changes.paths, Some(expected));
+        }
+    }
+
     #[test]
     fn under_respects_token_boundaries() {
         assert!(under("/status/phase", "/status"));

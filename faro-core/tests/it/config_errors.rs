@@ -11,15 +11,15 @@ fn unknown_key() {
     let e = error("resources:\n  - gvr: v1/configmaps\n    colour: blue\n");
     assert_eq!(
         e,
-        "resources[0].colour: unknown key; expected one of gvr, scope, namespace_names, namespace_patterns, name_selector, name_pattern, label_selector, label_pattern, field_selector (line 3, column 5)"
+        "resources[0].colour: unknown key; expected one of gvr, scope, namespace_names, namespace_patterns, name_selector, name_pattern, label_selector, label_pattern, field_selector, updates (line 3, column 5)"
     );
     assert_eq!(
         error("resources:\n  - gvr: v1/configmaps\n    my-key: 1\n"),
-        r#"resources[0]["my-key"]: unknown key; expected one of gvr, scope, namespace_names, namespace_patterns, name_selector, name_pattern, label_selector, label_pattern, field_selector (line 3, column 5)"#
+        r#"resources[0]["my-key"]: unknown key; expected one of gvr, scope, namespace_names, namespace_patterns, name_selector, name_pattern, label_selector, label_pattern, field_selector, updates (line 3, column 5)"#
     );
     assert_eq!(
         error("output_dir: /tmp\nfoo: 1\n"),
-        "foo: unknown key; expected one of output_dir, log_level, auto_shutdown_sec, json_export, metrics, namespaces, resources, workload, plugins, workers, middleware, logs, k8s_events, lifecycle, correlation_output (line 2, column 1)"
+        "foo: unknown key; expected one of output_dir, log_level, auto_shutdown_sec, json_export, metrics, namespaces, resources, workload, plugins, workers, middleware, logs, k8s_events, lifecycle, correlation_output, checkpoint, updates (line 2, column 1)"
     );
     let e = error(
         "namespaces:\n  - name_selector: a\n    resources:\n      v1/configmaps:\n        nme_pattern: x\n",
@@ -166,4 +166,43 @@ fn a_missing_file_names_the_path() {
         e.starts_with("cannot read configuration file /nonexistent/faro.yaml: "),
         "{e}"
     );
+}
+
+#[test]
+fn checkpoint_and_updates_blocks() {
+    assert_eq!(
+        error("updates:\n  only_paths: [spec/replicas]\n"),
+        r#"updates.only_paths[0]: "spec/replicas" is not a JSON pointer: it does not start with /; expected one such as /spec/replicas"#
+    );
+    assert_eq!(
+        error("updates:\n  only_paths: [/spec]\n  ignore_paths: [/status, /spec]\n"),
+        r#"updates.only_paths[0]: "/spec" is also updates.ignore_paths[1]; expected a path in one of the two lists"#
+    );
+    assert_eq!(
+        error("updates:\n  suppress: [everything]\n"),
+        r#"updates.suppress[0]: "everything" is not a kind of update; expected resync, status_only, metadata_only or managed_fields_only"#
+    );
+    assert_eq!(
+        error("updates:\n  diff: full\n"),
+        r#"updates.diff: "full" is not a diff mode; expected paths, patch or none"#
+    );
+    assert_eq!(
+        error("updates:\n  event_types: [MODIFIED]\n"),
+        r#"updates.event_types[0]: "MODIFIED" is not an event type; expected ADDED, UPDATED or DELETED"#
+    );
+    assert_eq!(
+        error("resources:\n  - gvr: v1/pods\n    updates:\n      diff_memory_mb: 5\n"),
+        "resources[0].updates.diff_memory_mb: is set per rule; expected it in the top-level updates block only"
+    );
+    assert_eq!(
+        error(
+            "resources:\n  - gvr: v1/pods\n    updates: {diff: none}\n  - gvr: v1/pods\n    namespace_names: [a]\n    updates: {diff: patch}\n"
+        ),
+        "resources[1].updates: differs from resources[0].updates for v1/pods; expected one updates block per GVR"
+    );
+    assert_eq!(
+        error("checkpoint:\n  interval: soon\n"),
+        r#"checkpoint.interval: "soon" is not a duration; expected one above zero such as 90s or 10m"#
+    );
+    assert!(error("checkpoint:\n  every: 5s\n").starts_with("checkpoint.every: unknown key"));
 }
