@@ -99,6 +99,9 @@ pub(crate) struct Resume {
     pub written: Vec<WrittenEvent>,
 }
 
+/// The events written after one mark, read back once.
+type Journal = Arc<Vec<WrittenEvent>>;
+
 /// The checkpoints of one controller: what was loaded at start (taken by
 /// informers as they start) and the latest durable entry of each informer.
 pub(crate) struct Checkpoints {
@@ -113,7 +116,7 @@ pub(crate) struct Checkpoints {
     failing: std::sync::atomic::AtomicBool,
     current: Mutex<BTreeMap<String, (String, Arc<Entry>)>>,
     /// Files already read back, by mark.
-    journal: Mutex<HashMap<(PathBuf, u64), Arc<Vec<WrittenEvent>>>>,
+    journal: Mutex<HashMap<(PathBuf, u64), Journal>>,
 }
 
 impl Checkpoints {

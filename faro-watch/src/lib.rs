@@ -56,4 +56,4 @@ pub use logs::{LogOptions, LogStreamCounts};
 pub use metrics::WatchMetrics;
 pub use options::{ListStrategy, WatchOptions};
 pub use owners::OwnerIndex;
-pub use updates::changed_paths;
+pub use updates::{UpdateTracker, changed_paths};

@@ -59,6 +59,50 @@ struct Previous {
     tick: u64,
 }
 
+/// The previous-state tracker an informer runs for one GVR, on its own:
+/// for programs that keep objects themselves, and for benchmarks.
+///
+/// ```
+/// use faro_core::{Config, EventType, Gvr};
+/// let config = Config::from_yaml("updates: {diff: paths}", "x.yaml").unwrap();
+/// let mut tracker = faro_watch::UpdateTracker::new(&config.updates, &Gvr::parse("v1/configmaps").unwrap());
+/// let object = |v: &str| serde_json::from_value(serde_json::json!({
+///     "apiVersion": "v1", "kind": "ConfigMap",
+///     "metadata": {"name": "a", "namespace": "ns"}, "data": {"k": v}})).unwrap();
+/// tracker.observe(EventType::Added, &object("1"));
+/// let (deliver, changes) = tracker.observe(EventType::Updated, &object("2"));
+/// assert!(deliver);
+/// assert_eq!(changes.unwrap().paths.unwrap(), ["/data/k"]);
+/// ```
+pub struct UpdateTracker(InformerDiff);
+
+impl UpdateTracker {
+    /// A tracker with `config`'s policy for `gvr` and its memory budget.
+    pub fn new(config: &UpdatesConfig, gvr: &Gvr) -> Self {
+        Self(Updates::new(config.clone(), WatchMetrics::default()).for_informer(gvr))
+    }
+
+    /// Whether an event is delivered, and what changed in an UPDATED.
+    pub fn observe(
+        &mut self,
+        event_type: EventType,
+        object: &DynamicObject,
+    ) -> (bool, Option<Changes>) {
+        let d = self.0.decide(event_type, object);
+        (d.deliver, d.changes)
+    }
+
+    /// Bytes the kept previous states take, bookkeeping included.
+    pub fn kept_bytes(&self) -> u64 {
+        u64::try_from(self.0.mine).unwrap_or(0)
+    }
+
+    /// The JSON size of the kept previous states alone.
+    pub fn kept_json_bytes(&self) -> u64 {
+        self.0.previous.values().map(|p| p.json.len() as u64).sum()
+    }
+}
+
 /// What to do with one event.
 #[derive(Debug)]
 pub(crate) struct Decision {

@@ -338,3 +338,51 @@ async fn fresh_ignores_the_checkpoints() {
         assert_eq!(all_events(&out).len(), expected, "after {args:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_carry_what_changed_and_no_ops_are_suppressed() {
+    let sim = sim().await;
+    sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "up"}}))
+        .unwrap();
+    let dir = TempDir::new();
+    let out = dir.path().join("out");
+    let config = dir.file(
+        "faro.yaml",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [up]\n    updates:\n      diff: patch\n      suppress: [metadata_only]\n",
+    );
+    let mut faro = spawn_run(&sim, &config, &dir);
+    let metrics = faro.line("FARO_METRICS_URL:").await;
+    faro.line("FARO_READY:").await;
+    sim.create(cm("up", "a", "1")).unwrap();
+    wait_lines(&out, 1).await;
+    // Labels only: suppressed. Then the data: delivered, with what changed.
+    let mut labelled = cm("up", "a", "1");
+    labelled["metadata"]["labels"] = json!({"team": "x"});
+    sim.update(labelled.clone()).unwrap();
+    labelled["data"]["k"] = json!("2");
+    sim.update(labelled).unwrap();
+    let lines = wait_lines(&out, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = crate::run::get(&metrics).await;
+    let (code, _) = faro.stop().await;
+    assert_eq!(code, 0);
+    drop(lines);
+    let lines = all_events(&out);
+    assert_eq!(
+        lines.iter().map(short).collect::<Vec<_>>(),
+        ["ADDED a", "UPDATED a"]
+    );
+    assert_eq!(lines[1]["changedPaths"], json!(["/data/k"]));
+    assert_eq!(
+        lines[1]["patch"],
+        json!([{"op": "replace", "path": "/data/k", "value": "2"}])
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("faro_updates_suppressed_total{")
+                && l.contains("reason=\"metadata_only\"")
+                && l.ends_with(" 1")),
+        "{body}"
+    );
+}
