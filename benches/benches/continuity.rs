@@ -42,7 +42,7 @@ fn checkpoints(c: &mut Criterion) {
         configmap("bench", &format!("cm-{i}"), 256)
     }));
     let config = Config::from_yaml(
-        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [bench]\n",
+        "resources:\n  - gvr: v1/configmaps\n    namespace_names: [bench]\n    name_pattern: \"^cm-\"\n",
         "bench.yaml",
     )
     .expect("config");
@@ -111,7 +111,7 @@ fn checkpoints(c: &mut Criterion) {
 
 /// A Pod of about 6 KB, the shape a Deployment's pods have.
 fn pod(generation: u32) -> DynamicObject {
-    let env: Vec<serde_json::Value> = (0..40)
+    let env: Vec<serde_json::Value> = (0..75)
         .map(|i| serde_json::json!({"name": format!("SETTING_{i}"), "value": format!("value-{i}-{generation}")}))
         .collect();
     let value = serde_json::json!({
