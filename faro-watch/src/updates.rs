@@ -1,5 +1,5 @@
 //! What an UPDATED is worth: the previous state of each delivered object
-//! (compact JSON without `managedFields`, kept only for GVRs whose policy
+//! (a compact binary form of its JSON without `managedFields`, kept only for GVRs whose policy
 //! needs it, within one memory budget), the JSON pointers that changed, an
 //! RFC 6902 patch when asked for, and whether the policy suppresses it.
 
@@ -13,6 +13,10 @@ use faro_core::{Changes, DynamicObject, EventType, Gvr};
 use serde_json::Value;
 
 use crate::metrics::WatchMetrics;
+
+mod view;
+
+use view::{ObjectView, decode, diff, encode};
 
 /// Per-entry bookkeeping counted against the budget besides the bytes.
 const ENTRY_OVERHEAD: usize = 48;
@@ -44,6 +48,7 @@ impl Updates {
             previous: HashMap::new(),
             order: VecDeque::new(),
             tick: 0,
+            last_len: 0,
             budget: i64::try_from(self.config.diff_memory_bytes).unwrap_or(i64::MAX),
             used: self.used.clone(),
             mine: 0,
@@ -53,8 +58,9 @@ impl Updates {
     }
 }
 
+/// A delivered object's last state, in the compact form of [`encode`].
 struct Previous {
-    json: Box<[u8]>,
+    state: Box<[u8]>,
     managed_fields: u64,
     tick: u64,
 }
@@ -96,11 +102,6 @@ impl UpdateTracker {
     pub fn kept_bytes(&self) -> u64 {
         u64::try_from(self.0.mine).unwrap_or(0)
     }
-
-    /// The JSON size of the kept previous states alone.
-    pub fn kept_json_bytes(&self) -> u64 {
-        self.0.previous.values().map(|p| p.json.len() as u64).sum()
-    }
 }
 
 /// What to do with one event.
@@ -120,6 +121,8 @@ pub(crate) struct InformerDiff {
     /// Insertion order, for evicting the oldest; stale ticks are skipped.
     order: VecDeque<(Box<str>, u64)>,
     tick: u64,
+    /// The size of the last state kept, to size the next buffer right.
+    last_len: usize,
     budget: i64,
     used: Arc<AtomicI64>,
     /// Bytes this informer counts in `used`.
@@ -163,7 +166,7 @@ impl InformerDiff {
                 }
             }
             EventType::Added => {
-                self.keep(key, &compact(object), managed_fields_hash(object));
+                self.keep(key, &ObjectView::new(object), managed_fields_hash(object));
                 Decision {
                     deliver: wanted,
                     changes: None,
@@ -174,20 +177,14 @@ impl InformerDiff {
     }
 
     fn updated(&mut self, key: &str, object: &DynamicObject) -> Decision {
-        let now = compact(object);
+        let view = ObjectView::new(object);
         let managed = managed_fields_hash(object);
-        let before = self.previous.get(key).and_then(|p| {
-            Some((
-                serde_json::from_slice::<Value>(&p.json).ok()?,
-                p.managed_fields,
-            ))
-        });
-        let Some((before, managed_before)) = before else {
+        let Some(previous) = self.previous.get(key) else {
             self.metrics
                 .diffs_unknown
                 .get_or_create(&[("gvr", self.label.clone())])
                 .inc();
-            self.keep(key, &now, managed);
+            self.keep(key, &view, managed);
             return Decision {
                 deliver: true,
                 changes: (self.policy.diff != DiffMode::None).then_some(Changes {
@@ -196,25 +193,35 @@ impl InformerDiff {
                 }),
             };
         };
+        let managed_before = previous.managed_fields;
         let mut paths = Vec::new();
-        changed_paths(&before, &now, &mut String::new(), &mut paths);
+        let mut patch = None;
+        match self.policy.diff {
+            DiffMode::Patch => {
+                // A patch needs both documents whole.
+                let before = decode(&previous.state).unwrap_or(Value::Null);
+                let now = serde_json::to_value(&view).unwrap_or(Value::Null);
+                changed_paths(&before, &now, &mut String::new(), &mut paths);
+                patch = serde_json::to_value(json_patch::diff(&before, &now)).ok();
+            }
+            DiffMode::Paths | DiffMode::None => {
+                if diff(&previous.state, &view, &mut paths).is_err() {
+                    // Kept states are written here only; this is a bug, not input.
+                    paths.clear();
+                    paths.push("/".to_owned());
+                }
+            }
+        }
         paths.sort();
         let reason = self.suppression(&paths, managed != managed_before);
         let changes = match self.policy.diff {
             DiffMode::None => None,
-            DiffMode::Paths => Some(Changes {
+            DiffMode::Paths | DiffMode::Patch => Some(Changes {
                 paths: Some(paths),
-                patch: None,
+                patch,
             }),
-            DiffMode::Patch => {
-                let patch = json_patch::diff(&before, &now);
-                Some(Changes {
-                    paths: Some(paths),
-                    patch: serde_json::to_value(patch).ok(),
-                })
-            }
         };
-        self.keep(key, &now, managed);
+        self.keep(key, &view, managed);
         if let Some(reason) = reason {
             self.suppressed(reason);
             return Decision {
@@ -275,21 +282,23 @@ impl InformerDiff {
             .inc();
     }
 
-    fn keep(&mut self, key: &str, now: &Value, managed_fields: u64) {
-        let Ok(json) = serde_json::to_vec(now) else {
+    fn keep(&mut self, key: &str, now: &ObjectView<'_>, managed_fields: u64) {
+        let mut state = Vec::with_capacity(self.last_len.max(256));
+        if encode(now, &mut state).is_err() {
             return;
-        };
+        }
+        self.last_len = state.len() + state.len() / 8;
         self.tick += 1;
-        let cost = (json.len() + key.len() + ENTRY_OVERHEAD) as i64;
+        let cost = (state.len() + key.len() + ENTRY_OVERHEAD) as i64;
         let old = self.previous.insert(
             key.into(),
             Previous {
-                json: json.into_boxed_slice(),
+                state: state.into_boxed_slice(),
                 managed_fields,
                 tick: self.tick,
             },
         );
-        let freed = old.map_or(0, |p| (p.json.len() + key.len() + ENTRY_OVERHEAD) as i64);
+        let freed = old.map_or(0, |p| (p.state.len() + key.len() + ENTRY_OVERHEAD) as i64);
         self.account(cost - freed);
         self.order.push_back((key.into(), self.tick));
         // Past the budget, this informer's oldest states go first.
@@ -310,7 +319,7 @@ impl InformerDiff {
 
     fn forget(&mut self, key: &str) {
         if let Some(p) = self.previous.remove(key) {
-            self.account(-((p.json.len() + key.len() + ENTRY_OVERHEAD) as i64));
+            self.account(-((p.state.len() + key.len() + ENTRY_OVERHEAD) as i64));
         }
     }
 
@@ -319,17 +328,6 @@ impl InformerDiff {
         let used = self.used.fetch_add(delta, Ordering::Relaxed) + delta;
         self.metrics.diff_bytes.set(used);
     }
-}
-
-/// The object as JSON, without `managedFields` (and without the
-/// resourceVersion, which changes with every write).
-fn compact(object: &DynamicObject) -> Value {
-    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
-    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
-        meta.remove("resourceVersion");
-    }
-    value
 }
 
 /// Tells one set of managed fields from another without serialising them.
@@ -440,6 +438,11 @@ mod tests {
 
     fn obj(v: Value) -> DynamicObject {
         serde_json::from_value(v).unwrap()
+    }
+
+    /// The object as it is kept, parsed.
+    fn compact(o: &DynamicObject) -> Value {
+        serde_json::to_value(ObjectView::new(o)).unwrap()
     }
 
     fn pod(rv: u32, labels: Value, spec: Value, status: Value, mf_time: &str) -> DynamicObject {
