@@ -52,6 +52,20 @@ struct State {
     departed: HashMap<Box<str>, VecDeque<Departed>>,
 }
 
+impl State {
+    /// Remembers a pod of `owner` whose deletion began, for its replacement.
+    fn depart(&mut self, owner: &str, name: &str, uid: &str, at: Instant) {
+        self.departed
+            .entry(owner.into())
+            .or_default()
+            .push_back(Departed {
+                at,
+                name: name.into(),
+                uid: uid.into(),
+            });
+    }
+}
+
 /// A pod whose deletion began lately, waiting for its replacement.
 struct Departed {
     at: Instant,
@@ -217,14 +231,7 @@ impl Lifecycle {
             if !life.deleting
                 && let Some(owner) = &life.owner
             {
-                s.departed
-                    .entry(owner.clone())
-                    .or_default()
-                    .push_back(Departed {
-                        at: now,
-                        name: name.into(),
-                        uid: uid.into(),
-                    });
+                s.depart(owner, name, uid, now);
             }
             drop(s);
             let mut line = Line::new(&pod, "Deleted", "Deleted");
@@ -285,14 +292,7 @@ impl Lifecycle {
         if !life.deleting && meta.deletion_timestamp.is_some() {
             life.deleting = true;
             if let Some(owner) = &life.owner {
-                s.departed
-                    .entry(owner.clone())
-                    .or_default()
-                    .push_back(Departed {
-                        at: now,
-                        name: name.into(),
-                        uid: uid.into(),
-                    });
+                s.depart(owner, name, uid, now);
             }
             let grace = meta.deletion_grace_period_seconds;
             let mut line = Line::new(&pod, "Deleting", "Deleting");

@@ -16,7 +16,7 @@ use crate::metrics::WatchMetrics;
 
 mod view;
 
-use view::{ObjectView, decode, diff, encode};
+use view::{Form, ObjectView, decode, diff, encode};
 
 /// Per-entry bookkeeping counted against the budget besides the bytes.
 const ENTRY_OVERHEAD: usize = 48;
@@ -48,6 +48,7 @@ impl Updates {
             previous: HashMap::new(),
             order: VecDeque::new(),
             tick: 0,
+            key: String::new(),
             last_len: 0,
             budget: i64::try_from(self.config.diff_memory_bytes).unwrap_or(i64::MAX),
             used: self.used.clone(),
@@ -117,10 +118,12 @@ pub(crate) struct Decision {
 pub(crate) struct InformerDiff {
     policy: UpdatePolicy,
     needs_previous: bool,
-    previous: HashMap<Box<str>, Previous>,
+    previous: HashMap<Arc<str>, Previous>,
     /// Insertion order, for evicting the oldest; stale ticks are skipped.
-    order: VecDeque<(Box<str>, u64)>,
+    order: VecDeque<(Arc<str>, u64)>,
     tick: u64,
+    /// The key of the event at hand, in a buffer used again.
+    key: String,
     /// The size of the last state kept, to size the next buffer right.
     last_len: usize,
     budget: i64,
@@ -151,40 +154,59 @@ impl InformerDiff {
             };
         }
         let meta = &object.metadata;
-        let name = meta.name.as_deref().unwrap_or("");
-        let key_text = match meta.namespace.as_deref() {
-            Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
-            _ => name.to_owned(),
-        };
-        let key = key_text.as_str();
-        match event_type {
+        // The key in a buffer this informer reuses.
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        if let Some(ns) = meta.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            key.push_str(ns);
+            key.push('/');
+        }
+        key.push_str(meta.name.as_deref().unwrap_or(""));
+        let decision = match event_type {
             EventType::Deleted => {
-                self.forget(key);
+                self.forget(&key);
                 Decision {
                     deliver: wanted,
                     changes: None,
                 }
             }
             EventType::Added => {
-                self.keep(key, &ObjectView::new(object), managed_fields_hash(object));
+                let state = self.encode(object);
+                self.keep(&key, state, managed_fields_hash(object));
                 Decision {
                     deliver: wanted,
                     changes: None,
                 }
             }
-            EventType::Updated => self.updated(key, object),
-        }
+            EventType::Updated => self.updated(&key, object),
+        };
+        self.key = key;
+        decision
+    }
+
+    /// The kept form of `object`: whole when a patch needs the previous
+    /// document, else with long strings as hashes.
+    fn encode(&mut self, object: &DynamicObject) -> Vec<u8> {
+        let form = if self.policy.diff == DiffMode::Patch {
+            Form::Whole
+        } else {
+            Form::Hashed
+        };
+        let mut state = Vec::with_capacity(self.last_len.max(64));
+        encode(&ObjectView::new(object), form, &mut state);
+        self.last_len = state.len() + state.len() / 8;
+        state
     }
 
     fn updated(&mut self, key: &str, object: &DynamicObject) -> Decision {
-        let view = ObjectView::new(object);
+        let state = self.encode(object);
         let managed = managed_fields_hash(object);
         let Some(previous) = self.previous.get(key) else {
             self.metrics
                 .diffs_unknown
                 .get_or_create(&[("gvr", self.label.clone())])
                 .inc();
-            self.keep(key, &view, managed);
+            self.keep(key, state, managed);
             return Decision {
                 deliver: true,
                 changes: (self.policy.diff != DiffMode::None).then_some(Changes {
@@ -200,13 +222,13 @@ impl InformerDiff {
             DiffMode::Patch => {
                 // A patch needs both documents whole.
                 let before = decode(&previous.state).unwrap_or(Value::Null);
-                let now = serde_json::to_value(&view).unwrap_or(Value::Null);
+                let now = decode(&state).unwrap_or(Value::Null);
                 changed_paths(&before, &now, &mut String::new(), &mut paths);
                 patch = serde_json::to_value(json_patch::diff(&before, &now)).ok();
             }
             DiffMode::Paths | DiffMode::None => {
-                if diff(&previous.state, &view, &mut paths).is_err() {
-                    // Kept states are written here only; this is a bug, not input.
+                if diff(&previous.state, &state, &mut paths).is_err() {
+                    // Both forms were written just here: unreachable short of a bug.
                     paths.clear();
                     paths.push("/".to_owned());
                 }
@@ -221,7 +243,7 @@ impl InformerDiff {
                 patch,
             }),
         };
-        self.keep(key, &view, managed);
+        self.keep(key, state, managed);
         if let Some(reason) = reason {
             self.suppressed(reason);
             return Decision {
@@ -282,25 +304,30 @@ impl InformerDiff {
             .inc();
     }
 
-    fn keep(&mut self, key: &str, now: &ObjectView<'_>, managed_fields: u64) {
-        let mut state = Vec::with_capacity(self.last_len.max(256));
-        if encode(now, &mut state).is_err() {
-            return;
-        }
-        self.last_len = state.len() + state.len() / 8;
+    fn keep(&mut self, key: &str, state: Vec<u8>, managed_fields: u64) {
         self.tick += 1;
         let cost = (state.len() + key.len() + ENTRY_OVERHEAD) as i64;
-        let old = self.previous.insert(
-            key.into(),
-            Previous {
-                state: state.into_boxed_slice(),
-                managed_fields,
-                tick: self.tick,
-            },
-        );
-        let freed = old.map_or(0, |p| (p.state.len() + key.len() + ENTRY_OVERHEAD) as i64);
+        let state = Previous {
+            state: state.into_boxed_slice(),
+            managed_fields,
+            tick: self.tick,
+        };
+        // The map and the eviction order share one allocation of the key.
+        let (shared, freed) = match self.previous.get_key_value(key) {
+            Some((shared, _)) => {
+                let shared = shared.clone();
+                let old = self.previous.insert(shared.clone(), state);
+                let freed = old.map_or(0, |p| (p.state.len() + key.len() + ENTRY_OVERHEAD) as i64);
+                (shared, freed)
+            }
+            None => {
+                let shared: Arc<str> = key.into();
+                self.previous.insert(shared.clone(), state);
+                (shared, 0)
+            }
+        };
         self.account(cost - freed);
-        self.order.push_back((key.into(), self.tick));
+        self.order.push_back((shared, self.tick));
         // Past the budget, this informer's oldest states go first.
         while self.used.load(Ordering::Relaxed) > self.budget {
             let Some((oldest, tick)) = self.order.pop_front() else {

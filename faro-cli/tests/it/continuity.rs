@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::run::spawn_run;
+use crate::run::{spawn_run, spawn_run_with};
 use crate::{Faro, TempDir, sim};
 
 /// Every line of every events file under `out/logs`, in file order,
@@ -319,18 +319,7 @@ async fn fresh_ignores_the_checkpoints() {
         "resources:\n  - gvr: v1/configmaps\n    namespace_names: [fr]\n",
     );
     for (args, expected) in [(&[][..], 1), (&[][..], 1), (&["--fresh"][..], 2)] {
-        let mut all = vec![
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--kubeconfig",
-            sim.kubeconfig().to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--no-metrics",
-        ];
-        all.extend_from_slice(args);
-        let mut faro = Faro::spawn(&all);
+        let mut faro = spawn_run_with(&sim, &config, &dir, args);
         faro.line("FARO_READY:").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (code, _) = faro.stop().await;

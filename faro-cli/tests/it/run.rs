@@ -11,8 +11,18 @@ use crate::{Faro, Kubectl, TempDir, records, shorts, sim};
 
 /// `faro run` on `config` against `sim`, writing under `dir/out`, metrics on a free port.
 pub fn spawn_run(sim: &faro_sim::Sim, config: &std::path::Path, dir: &TempDir) -> Faro {
+    spawn_run_with(sim, config, dir, &[])
+}
+
+/// [`spawn_run`] with more arguments.
+pub fn spawn_run_with(
+    sim: &faro_sim::Sim,
+    config: &std::path::Path,
+    dir: &TempDir,
+    extra: &[&str],
+) -> Faro {
     let out = dir.path().join("out");
-    Faro::spawn(&[
+    let mut args = vec![
         "run",
         "--config",
         config.to_str().unwrap(),
@@ -22,7 +32,9 @@ pub fn spawn_run(sim: &faro_sim::Sim, config: &std::path::Path, dir: &TempDir) -
         out.to_str().unwrap(),
         "--metrics-addr",
         "127.0.0.1:0",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Faro::spawn(&args)
 }
 
 /// Waits (up to 20 s) until the distinct `TYPE gvr ns/name` lines of the

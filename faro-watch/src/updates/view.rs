@@ -1,12 +1,13 @@
-//! The kept form of an object and the diff against it: [`ObjectView`] is an
-//! object as Faro keeps it (no `managedFields`, no `resourceVersion`),
-//! [`encode`] writes it in a compact binary form of its JSON (keys in order,
-//! each container prefixed by its length), and [`diff`] walks that form and
-//! the new object side by side, skipping nothing it must compare and
-//! allocating only for the paths it reports.
+//! The kept form of an object and the diff against it: [`ObjectView`] is
+//! what of an object Faro keeps (what an UPDATED can change), [`encode`]
+//! writes it in a compact binary form of its JSON (keys in order, long
+//! strings as hashes unless the whole document is needed), and [`diff`]
+//! walks that form and the new object side by side, allocating only for the
+//! paths it reports.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher as _;
 use std::io::Write as _;
 use std::sync::LazyLock;
 
@@ -16,20 +17,23 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-/// An object as Faro keeps it for diffs, borrowed.
+/// An object as Faro keeps it for diffs, borrowed: what an UPDATED of the
+/// same object can change. Left out are `managedFields` and
+/// `resourceVersion` (they change with every write and are not reported),
+/// and what cannot change while the key and uid stay: `apiVersion` and
+/// `kind` (one watch's), `name`, `namespace`, `uid`, `generateName`,
+/// `creationTimestamp` and `selfLink`.
 pub(crate) struct ObjectView<'a> {
     object: &'a DynamicObject,
     meta: MetaView<'a>,
 }
 
-/// `ObjectMeta` without `managedFields` and `resourceVersion`.
+/// The changeable part of `ObjectMeta`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct MetaView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<&'a BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    creation_timestamp: Option<&'a Time>,
     #[serde(skip_serializing_if = "Option::is_none")]
     deletion_grace_period_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,41 +41,30 @@ struct MetaView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     finalizers: Option<&'a Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    generate_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     generation: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<&'a BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespace: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     owner_references: Option<&'a Vec<OwnerReference>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    self_link: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<&'a str>,
 }
 
 impl<'a> MetaView<'a> {
     fn new(m: &'a ObjectMeta) -> Self {
         Self {
             annotations: m.annotations.as_ref(),
-            creation_timestamp: m.creation_timestamp.as_ref(),
             deletion_grace_period_seconds: m.deletion_grace_period_seconds,
             deletion_timestamp: m.deletion_timestamp.as_ref(),
             finalizers: m.finalizers.as_ref(),
-            generate_name: m.generate_name.as_deref(),
             generation: m.generation,
             labels: m.labels.as_ref(),
-            name: m.name.as_deref(),
-            namespace: m.namespace.as_deref(),
             owner_references: m.owner_references.as_ref(),
-            self_link: m.self_link.as_deref(),
-            uid: m.uid.as_deref(),
         }
     }
+}
+
+/// Top-level keys that are not the object's own data.
+fn is_data(key: &str) -> bool {
+    !matches!(key, "apiVersion" | "kind" | "metadata")
 }
 
 impl<'a> ObjectView<'a> {
@@ -82,79 +75,82 @@ impl<'a> ObjectView<'a> {
         }
     }
 
-    fn types(&self) -> [(&'static str, Option<&'a str>); 2] {
-        let types = self.object.types.as_ref();
-        [
-            ("apiVersion", types.map(|t| t.api_version.as_str())),
-            ("kind", types.map(|t| t.kind.as_str())),
-        ]
-    }
-
-    /// The object's own fields besides the type and metadata.
-    fn data(&self) -> Option<&'a Map<String, Value>> {
-        self.object.data.as_object()
+    /// The object's own fields: all but the type and the metadata.
+    fn data(&self) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.object
+            .data
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+            .filter(|(k, _)| is_data(k))
     }
 }
 
 impl Serialize for ObjectView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        for (k, v) in self.types() {
-            if let Some(v) = v {
-                map.serialize_entry(k, v)?;
-            }
-        }
         map.serialize_entry("metadata", &self.meta)?;
-        for (k, v) in self.data().into_iter().flatten() {
-            if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                map.serialize_entry(k, v)?;
-            }
+        for (k, v) in self.data() {
+            map.serialize_entry(k, v)?;
         }
         map.end()
     }
 }
 
-/// The kept form of `now`: a compact binary encoding of its JSON (below),
-/// written into `out`.
-pub(crate) fn encode(now: &ObjectView<'_>, out: &mut Vec<u8>) -> Result<(), Corrupt> {
-    let meta = serde_json::to_value(&now.meta).map_err(|_| Corrupt)?;
-    let types = now
-        .types()
-        .map(|(k, v)| (k, v.map(|v| Value::String(v.to_owned()))));
-    let root = root_entries(&types, &meta, now.data());
-    encode_object(root.iter().map(|(k, v)| (*k, *v)), root.len(), out);
-    Ok(())
+/// How much of an object the kept form holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// Every value: the document can be read back whole (for patches).
+    Whole,
+    /// Strings longer than a hash as their 64-bit hash: enough to tell
+    /// which paths changed, in a fraction of the memory.
+    Hashed,
 }
 
-/// Appends to `out` the JSON pointers where the kept state `before` and the
-/// object `now` differ, exactly as [`super::changed_paths`] finds them on
-/// both documents parsed.
-pub(crate) fn diff(
-    before: &[u8],
-    now: &ObjectView<'_>,
-    out: &mut Vec<String>,
-) -> Result<(), Corrupt> {
-    let meta = serde_json::to_value(&now.meta).map_err(|_| Corrupt)?;
-    let types = now
-        .types()
-        .map(|(k, v)| (k, v.map(|v| Value::String(v.to_owned()))));
-    let root = root_entries(&types, &meta, now.data());
-    let mut reader = Reader(before);
-    let mut at = Vec::with_capacity(128);
-    if reader.u8()? != OBJECT {
-        return Err(Corrupt);
+/// Strings longer than this are kept as hashes in [`Form::Hashed`].
+const HASHED_OVER: usize = 8;
+
+/// Writes the kept form of `now` (the encoding below) into `out`.
+pub(crate) fn encode(now: &ObjectView<'_>, form: Form, out: &mut Vec<u8>) {
+    let mut e = Encoder { out, form };
+    let data = now.object.data.as_object();
+    let count = now.data().count() + 1;
+    e.tag(OBJECT);
+    e.varint(count as u64);
+    let mut meta = Some(&now.meta);
+    let mut entries = |entries: &mut dyn Iterator<Item = (&str, &Value)>| {
+        for (k, v) in entries.filter(|(k, _)| is_data(k)) {
+            if k > "metadata"
+                && let Some(m) = meta.take()
+            {
+                e.key("metadata");
+                e.meta(m);
+            }
+            e.key(k);
+            e.value(v);
+        }
+    };
+    match data {
+        Some(m) => sorted(m, &mut entries),
+        None => entries(&mut std::iter::empty()),
     }
-    diff_object(
-        &mut reader,
-        &mut root.iter().map(|(k, v)| (*k, *v)),
-        &mut at,
-        out,
-    )
+    if let Some(m) = meta {
+        e.key("metadata");
+        e.meta(m);
+    }
 }
 
-/// The kept state parsed back into JSON.
-pub(crate) fn decode(before: &[u8]) -> Result<Value, Corrupt> {
-    Reader(before).value()
+/// Appends to `out` the JSON pointers where two kept forms differ, exactly
+/// as [`super::changed_paths`] finds them on both documents parsed.
+pub(crate) fn diff(before: &[u8], now: &[u8], out: &mut Vec<String>) -> Result<(), Corrupt> {
+    let mut at = Vec::with_capacity(128);
+    diff_value(&mut Reader(before), &mut Reader(now), &mut at, out)
+}
+
+/// A kept form parsed back into JSON; only a [`Form::Whole`] one can be.
+pub(crate) fn decode(kept: &[u8]) -> Result<Value, Corrupt> {
+    Reader(kept).value()
 }
 
 /// The kept bytes are not what [`encode`] wrote.
@@ -164,10 +160,10 @@ pub(crate) struct Corrupt;
 // The encoding: one tag byte per value, then
 // - null, false, true: nothing;
 // - an integer: zigzag varint (INT) or varint (UINT, above i64::MAX); a float: 8 bytes;
-// - a string: varint length, bytes;
+// - a string: varint length, bytes; or (HASH) its 64-bit hash, 8 bytes;
 // - an array: varint count, the items;
 // - an object: varint count, then (varint key length, key bytes, value) for
-//   each key in byte order, as a JSON map keeps them.
+//   each key in byte order.
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
 const TRUE: u8 = 2;
@@ -177,26 +173,10 @@ const FLOAT: u8 = 5;
 const STRING: u8 = 6;
 const ARRAY: u8 = 7;
 const OBJECT: u8 = 8;
+const HASH: u8 = 9;
 
-/// The top level's entries in key order: type, metadata, then the data.
-fn root_entries<'a>(
-    types: &'a [(&'static str, Option<Value>); 2],
-    meta: &'a Value,
-    data: Option<&'a Map<String, Value>>,
-) -> Vec<(&'a str, &'a Value)> {
-    let mut entries: Vec<(&str, &Value)> = types
-        .iter()
-        .filter_map(|(k, v)| Some((*k, v.as_ref()?)))
-        .chain(std::iter::once(("metadata", meta)))
-        .chain(
-            data.into_iter()
-                .flatten()
-                .map(|(k, v)| (k.as_str(), v))
-                .filter(|(k, _)| !matches!(*k, "apiVersion" | "kind" | "metadata")),
-        )
-        .collect();
-    entries.sort_unstable_by_key(|(k, _)| *k);
-    entries
+fn hash(s: &str) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x6661_726f).hash_one(s)
 }
 
 /// Whether a JSON map iterates in key order: it does unless serde_json's
@@ -222,58 +202,163 @@ fn sorted<'a, R>(
     }
 }
 
-fn varint(mut n: u64, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+struct Encoder<'o> {
+    out: &'o mut Vec<u8>,
+    form: Form,
 }
 
-fn encode_value(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Null => out.push(NULL),
-        Value::Bool(false) => out.push(FALSE),
-        Value::Bool(true) => out.push(TRUE),
-        Value::Number(n) => match Leaf::of(v) {
-            Some(Leaf::Int(i)) => {
-                out.push(INT);
-                varint(((i << 1) ^ (i >> 63)) as u64, out);
-            }
-            Some(Leaf::Uint(u)) => {
-                out.push(UINT);
-                varint(u, out);
-            }
-            _ => {
-                out.push(FLOAT);
-                out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
-            }
-        },
-        Value::String(s) => {
-            out.push(STRING);
-            varint(s.len() as u64, out);
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Array(items) => {
-            out.push(ARRAY);
-            varint(items.len() as u64, out);
-            items.iter().for_each(|v| encode_value(v, out));
-        }
-        Value::Object(m) => sorted(m, |entries| encode_object(entries, m.len(), out)),
+impl Encoder<'_> {
+    fn tag(&mut self, tag: u8) {
+        self.out.push(tag);
     }
-}
 
-fn encode_object<'a>(
-    entries: impl Iterator<Item = (&'a str, &'a Value)>,
-    count: usize,
-    out: &mut Vec<u8>,
-) {
-    out.push(OBJECT);
-    varint(count as u64, out);
-    for (k, v) in entries {
-        varint(k.len() as u64, out);
-        out.extend_from_slice(k.as_bytes());
-        encode_value(v, out);
+    fn varint(&mut self, mut n: u64) {
+        while n >= 0x80 {
+            self.out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        self.out.push(n as u8);
+    }
+
+    fn key(&mut self, k: &str) {
+        self.varint(k.len() as u64);
+        self.out.extend_from_slice(k.as_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        if self.form == Form::Hashed && s.len() > HASHED_OVER {
+            self.tag(HASH);
+            self.out.extend_from_slice(&hash(s).to_le_bytes());
+        } else {
+            self.tag(STRING);
+            self.key(s);
+        }
+    }
+
+    fn int(&mut self, i: i64) {
+        self.tag(INT);
+        self.varint(((i << 1) ^ (i >> 63)) as u64);
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.tag(if b { TRUE } else { FALSE });
+    }
+
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Null => self.tag(NULL),
+            Value::Bool(b) => self.bool(*b),
+            Value::Number(n) => match (n.is_f64(), n.as_i64(), n.as_u64()) {
+                (false, Some(i), _) => self.int(i),
+                (false, None, Some(u)) => {
+                    self.tag(UINT);
+                    self.varint(u);
+                }
+                _ => {
+                    self.tag(FLOAT);
+                    self.out
+                        .extend_from_slice(&n.as_f64().unwrap_or(0.0).to_bits().to_le_bytes());
+                }
+            },
+            Value::String(s) => self.str(s),
+            Value::Array(items) => {
+                self.tag(ARRAY);
+                self.varint(items.len() as u64);
+                items.iter().for_each(|v| self.value(v));
+            }
+            Value::Object(m) => {
+                self.tag(OBJECT);
+                self.varint(m.len() as u64);
+                sorted(m, |entries| {
+                    for (k, v) in entries {
+                        self.key(k);
+                        self.value(v);
+                    }
+                });
+            }
+        }
+    }
+
+    fn strings(&mut self, m: &BTreeMap<String, String>) {
+        self.tag(OBJECT);
+        self.varint(m.len() as u64);
+        for (k, v) in m {
+            self.key(k);
+            self.str(v);
+        }
+    }
+
+    /// The metadata, as its JSON would be encoded, without making the JSON.
+    fn meta(&mut self, m: &MetaView<'_>) {
+        let count = [
+            m.annotations.is_some(),
+            m.deletion_grace_period_seconds.is_some(),
+            m.deletion_timestamp.is_some(),
+            m.finalizers.is_some(),
+            m.generation.is_some(),
+            m.labels.is_some(),
+            m.owner_references.is_some(),
+        ]
+        .into_iter()
+        .filter(|present| *present)
+        .count();
+        self.tag(OBJECT);
+        self.varint(count as u64);
+        // In key order.
+        if let Some(a) = m.annotations {
+            self.key("annotations");
+            self.strings(a);
+        }
+        if let Some(g) = m.deletion_grace_period_seconds {
+            self.key("deletionGracePeriodSeconds");
+            self.int(g);
+        }
+        if let Some(t) = m.deletion_timestamp {
+            self.key("deletionTimestamp");
+            self.value(&serde_json::to_value(t).unwrap_or(Value::Null));
+        }
+        if let Some(f) = m.finalizers {
+            self.key("finalizers");
+            self.tag(ARRAY);
+            self.varint(f.len() as u64);
+            f.iter().for_each(|s| self.str(s));
+        }
+        if let Some(g) = m.generation {
+            self.key("generation");
+            self.int(g);
+        }
+        if let Some(l) = m.labels {
+            self.key("labels");
+            self.strings(l);
+        }
+        if let Some(refs) = m.owner_references {
+            self.key("ownerReferences");
+            self.tag(ARRAY);
+            self.varint(refs.len() as u64);
+            for r in refs {
+                let count = 4
+                    + usize::from(r.block_owner_deletion.is_some())
+                    + usize::from(r.controller.is_some());
+                self.tag(OBJECT);
+                self.varint(count as u64);
+                self.key("apiVersion");
+                self.str(&r.api_version);
+                if let Some(b) = r.block_owner_deletion {
+                    self.key("blockOwnerDeletion");
+                    self.bool(b);
+                }
+                if let Some(c) = r.controller {
+                    self.key("controller");
+                    self.bool(c);
+                }
+                self.key("kind");
+                self.str(&r.kind);
+                self.key("name");
+                self.str(&r.name);
+                self.key("uid");
+                self.str(&r.uid);
+            }
+        }
     }
 }
 
@@ -286,23 +371,7 @@ enum Leaf<'a> {
     Uint(u64),
     Float(u64),
     Str(&'a [u8]),
-}
-
-impl<'a> Leaf<'a> {
-    fn of(v: &'a Value) -> Option<Self> {
-        Some(match v {
-            Value::Null => Leaf::Null,
-            Value::Bool(b) => Leaf::Bool(*b),
-            Value::Number(n) if n.is_f64() => Leaf::Float(n.as_f64().unwrap_or(0.0).to_bits()),
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => Leaf::Int(i),
-                (None, Some(u)) => Leaf::Uint(u),
-                (None, None) => Leaf::Float(n.as_f64().unwrap_or(0.0).to_bits()),
-            },
-            Value::String(s) => Leaf::Str(s.as_bytes()),
-            Value::Array(_) | Value::Object(_) => return None,
-        })
-    }
+    Hash(u64),
 }
 
 /// Reads the encoding.
@@ -340,6 +409,16 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    fn u64(&mut self) -> Result<u64, Corrupt> {
+        let b = self.bytes(8)?;
+        Ok(u64::from_le_bytes(b.try_into().map_err(|_| Corrupt)?))
+    }
+
+    fn key(&mut self) -> Result<&'a [u8], Corrupt> {
+        let len = self.len()?;
+        self.bytes(len)
+    }
+
     /// A scalar after its tag.
     fn leaf(&mut self, tag: u8) -> Result<Leaf<'a>, Corrupt> {
         Ok(match tag {
@@ -351,14 +430,9 @@ impl<'a> Reader<'a> {
                 Leaf::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
             }
             UINT => Leaf::Uint(self.varint()?),
-            FLOAT => {
-                let b = self.bytes(8)?;
-                Leaf::Float(u64::from_le_bytes(b.try_into().map_err(|_| Corrupt)?))
-            }
-            STRING => {
-                let len = self.len()?;
-                Leaf::Str(self.bytes(len)?)
-            }
+            FLOAT => Leaf::Float(self.u64()?),
+            STRING => Leaf::Str(self.key()?),
+            HASH => Leaf::Hash(self.u64()?),
             _ => return Err(Corrupt),
         })
     }
@@ -401,9 +475,8 @@ impl<'a> Reader<'a> {
                 let count = self.len()?;
                 let mut m = Map::new();
                 for _ in 0..count {
-                    let key = self.key()?;
-                    let key = std::str::from_utf8(key).map_err(|_| Corrupt)?.to_owned();
-                    m.insert(key, self.value()?);
+                    let key = std::str::from_utf8(self.key()?).map_err(|_| Corrupt)?;
+                    m.insert(key.to_owned(), self.value()?);
                 }
                 Value::Object(m)
             }
@@ -417,13 +490,9 @@ impl<'a> Reader<'a> {
                 Leaf::Str(s) => {
                     Value::String(std::str::from_utf8(s).map_err(|_| Corrupt)?.to_owned())
                 }
+                Leaf::Hash(_) => return Err(Corrupt),
             },
         })
-    }
-
-    fn key(&mut self) -> Result<&'a [u8], Corrupt> {
-        let len = self.len()?;
-        self.bytes(len)
     }
 }
 
@@ -448,42 +517,42 @@ fn report(at: &[u8], out: &mut Vec<String>) {
     });
 }
 
-/// Compares one kept value (its tag still unread) with `now`.
-fn diff_value(
-    r: &mut Reader<'_>,
-    now: &Value,
+/// Compares one value of each form, tags still unread.
+fn diff_value<'k>(
+    a: &mut Reader<'k>,
+    b: &mut Reader<'k>,
     at: &mut Vec<u8>,
     out: &mut Vec<String>,
 ) -> Result<(), Corrupt> {
-    let tag = r.u8()?;
-    match (tag, now) {
-        (OBJECT, Value::Object(m)) => sorted(m, |entries| diff_object(r, entries, at, out)),
-        (ARRAY, Value::Array(items)) => {
-            let count = r.len()?;
+    let (ta, tb) = (a.u8()?, b.u8()?);
+    match (ta, tb) {
+        (OBJECT, OBJECT) => diff_object(a, b, at, out),
+        (ARRAY, ARRAY) => {
+            let (ca, cb) = (a.len()?, b.len()?);
             let len = at.len();
-            for i in 0..count.max(items.len()) {
+            for i in 0..ca.max(cb) {
                 let _ = write!(at, "/{i}");
-                match (i < count, items.get(i)) {
-                    (true, Some(v)) => diff_value(r, v, at, out)?,
-                    (true, None) => {
-                        let tag = r.u8()?;
-                        r.skip(tag)?;
-                        report(at, out);
-                    }
-                    (false, _) => report(at, out),
+                if i < ca && i < cb {
+                    diff_value(a, b, at, out)?;
+                } else {
+                    // An item only one of them has.
+                    let r = if i < ca { &mut *a } else { &mut *b };
+                    let tag = r.u8()?;
+                    r.skip(tag)?;
+                    report(at, out);
                 }
                 at.truncate(len);
             }
             Ok(())
         }
-        (ARRAY | OBJECT, _) => {
-            r.skip(tag)?;
+        (ARRAY | OBJECT, _) | (_, ARRAY | OBJECT) => {
+            a.skip(ta)?;
+            b.skip(tb)?;
             report(at, out);
             Ok(())
         }
-        (tag, now) => {
-            let kept = r.leaf(tag)?;
-            if Leaf::of(now).is_none_or(|leaf| leaf != kept) {
+        (ta, tb) => {
+            if a.leaf(ta)? != b.leaf(tb)? {
                 report(at, out);
             }
             Ok(())
@@ -491,52 +560,54 @@ fn diff_value(
     }
 }
 
-/// Compares a kept object (after its tag) with `now`'s entries in key order.
-fn diff_object<'a>(
-    r: &mut Reader<'_>,
-    now: &mut dyn Iterator<Item = (&'a str, &'a Value)>,
+/// Compares two objects (after their tags), merging their keys in order.
+fn diff_object<'k>(
+    a: &mut Reader<'k>,
+    b: &mut Reader<'k>,
     at: &mut Vec<u8>,
     out: &mut Vec<String>,
 ) -> Result<(), Corrupt> {
-    let count = r.len()?;
+    let (mut ca, mut cb) = (a.len()?, b.len()?);
     let len = at.len();
-    let mut next = now.next();
-    for _ in 0..count {
-        let key = r.key()?;
-        loop {
-            match next.map(|(k, v)| (k.as_bytes().cmp(key), k, v)) {
-                // A key only the new object has, before this one.
-                Some((Ordering::Less, k, _)) => {
-                    push_token(at, k.as_bytes());
-                    report(at, out);
-                    at.truncate(len);
-                    next = now.next();
-                }
-                Some((Ordering::Equal, _, v)) => {
-                    push_token(at, key);
-                    diff_value(r, v, at, out)?;
-                    next = now.next();
-                    break;
-                }
-                _ => {
-                    push_token(at, key);
-                    let tag = r.u8()?;
-                    r.skip(tag)?;
-                    report(at, out);
-                    break;
-                }
+    let mut ka = if ca > 0 { Some(a.key()?) } else { None };
+    let mut kb = if cb > 0 { Some(b.key()?) } else { None };
+    loop {
+        let order = match (ka, kb) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(x), Some(y)) => x.cmp(y),
+        };
+        match order {
+            Ordering::Equal => {
+                push_token(at, ka.unwrap_or_default());
+                diff_value(a, b, at, out)?;
+            }
+            Ordering::Less => {
+                // Only the previous state has it: removed.
+                push_token(at, ka.unwrap_or_default());
+                let tag = a.u8()?;
+                a.skip(tag)?;
+                report(at, out);
+            }
+            Ordering::Greater => {
+                // Only the new state has it: added.
+                push_token(at, kb.unwrap_or_default());
+                let tag = b.u8()?;
+                b.skip(tag)?;
+                report(at, out);
             }
         }
         at.truncate(len);
+        if order != Ordering::Greater {
+            ca -= 1;
+            ka = if ca > 0 { Some(a.key()?) } else { None };
+        }
+        if order != Ordering::Less {
+            cb -= 1;
+            kb = if cb > 0 { Some(b.key()?) } else { None };
+        }
     }
-    // Keys only the new object has, after the last kept one.
-    while let Some((k, _)) = next {
-        push_token(at, k.as_bytes());
-        report(at, out);
-        at.truncate(len);
-        next = now.next();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -552,7 +623,17 @@ mod tests {
             2 => json!(fastrand::i64(-3..3)),
             3 => json!(fastrand::u64(u64::MAX - 2..)),
             4 => json!(f64::from(fastrand::u8(0..3)) + 0.5),
-            5 => json!(["x", "y\"z", "ü/~"][fastrand::usize(..3)]),
+            5 => json!(
+                [
+                    "x",
+                    "y\"z",
+                    "ü/~",
+                    "nine-char",
+                    "eight-ch",
+                    "a-longer-string-value",
+                    "a-longer-string-valuf"
+                ][fastrand::usize(..7)]
+            ),
             _ => json!(""),
         }
     }
@@ -622,17 +703,64 @@ mod tests {
         })
     }
 
-    /// The paths found on the kept form are exactly those found on both
-    /// documents parsed, over 2,000 random pairs with nested arrays and
-    /// objects, changed types, escaped keys and every kind of scalar.
+    /// Sets, changes or removes one of the metadata fields a kept form holds.
+    fn random_metadata(meta: &mut Value) {
+        let m = meta.as_object_mut().unwrap();
+        let owner = |controller: Option<bool>| {
+            let mut r = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                               "name": "a-long-owner-name", "uid": "u-1"});
+            if let Some(c) = controller {
+                r["controller"] = json!(c);
+                r["blockOwnerDeletion"] = json!(!c);
+            }
+            r
+        };
+        let (key, value) = match fastrand::u8(0..7) {
+            0 => (
+                "annotations",
+                json!({"a": "1", "long/annotation": random_scalar().to_string()}),
+            ),
+            1 => ("deletionGracePeriodSeconds", json!(fastrand::i64(0..40))),
+            2 => ("deletionTimestamp", json!("2026-01-01T00:00:07Z")),
+            3 => (
+                "finalizers",
+                json!(["a", "example.com/a-long-finalizer"][..fastrand::usize(0..3)]),
+            ),
+            4 => ("generation", json!(fastrand::i64(1..4))),
+            5 => (
+                "labels",
+                json!({"app": "x", "tier": random_scalar().to_string()}),
+            ),
+            _ => (
+                "ownerReferences",
+                json!([owner([None, Some(true), Some(false)][fastrand::usize(..3)])]),
+            ),
+        };
+        if fastrand::u8(0..4) == 0 {
+            m.remove(key);
+        } else {
+            m.insert(key.to_owned(), value);
+        }
+    }
+
+    /// The paths found on the kept form, whole or hashed, are exactly those
+    /// found on both documents parsed, over 2,000 random pairs with nested
+    /// arrays and objects, changed types, escaped keys, long strings that
+    /// differ in one byte and every kind of scalar.
     #[test]
     fn the_diff_on_kept_bytes_agrees_with_the_diff_of_parsed_values() {
         fastrand::seed(7);
         for round in 0..2000 {
             let mut a = object(random_value(4), random_value(3), json!({"app": "x"}));
+            for _ in 0..fastrand::usize(0..4) {
+                random_metadata(&mut a["metadata"]);
+            }
             let before_obj: DynamicObject = serde_json::from_value(a.clone()).unwrap();
             let mut kept = Vec::new();
-            encode(&ObjectView::new(&before_obj), &mut kept).unwrap();
+            encode(&ObjectView::new(&before_obj), Form::Whole, &mut kept);
+            let mut hashed = Vec::new();
+            encode(&ObjectView::new(&before_obj), Form::Hashed, &mut hashed);
+            assert!(hashed.len() <= kept.len());
             let before = decode(&kept).unwrap();
             assert_eq!(
                 before,
@@ -640,7 +768,8 @@ mod tests {
                 "round {round}: the kept form reads back as it was"
             );
             for _ in 0..fastrand::usize(0..4) {
-                match fastrand::u8(0..4) {
+                match fastrand::u8(0..5) {
+                    4 => random_metadata(&mut a["metadata"]),
                     0 => mutate(&mut a["spec"], 4),
                     1 => mutate(&mut a["status"], 3),
                     2 => mutate(&mut a["metadata"]["labels"], 1),
@@ -659,14 +788,25 @@ mod tests {
                 continue;
             };
             let view = ObjectView::new(&after_obj);
+            let (mut now_whole, mut now_hashed) = (Vec::new(), Vec::new());
+            encode(&view, Form::Whole, &mut now_whole);
+            encode(&view, Form::Hashed, &mut now_hashed);
             let mut got = Vec::new();
-            diff(&kept, &view, &mut got).unwrap();
+            diff(&kept, &now_whole, &mut got).unwrap();
             got.sort();
+            let mut got_hashed = Vec::new();
+            diff(&hashed, &now_hashed, &mut got_hashed).unwrap();
+            got_hashed.sort();
             let mut expected = Vec::new();
             let now = serde_json::to_value(&view).unwrap();
+            assert_eq!(decode(&now_whole).unwrap(), now, "round {round}");
             changed_paths(&before, &now, &mut String::new(), &mut expected);
             expected.sort();
             assert_eq!(got, expected, "round {round}: {before} → {now}");
+            assert_eq!(
+                got_hashed, expected,
+                "round {round} hashed: {before} → {now}"
+            );
             assert!(
                 !got.iter()
                     .any(|p| p.starts_with("/metadata/resourceVersion")
@@ -686,31 +826,35 @@ mod tests {
         .unwrap();
         let view = ObjectView::new(&o);
         let mut kept = Vec::new();
-        encode(&view, &mut kept).unwrap();
+        encode(&view, Form::Whole, &mut kept);
         let mut paths = Vec::new();
-        diff(&kept, &view, &mut paths).unwrap();
+        diff(&kept, &kept, &mut paths).unwrap();
         assert!(paths.is_empty(), "{paths:?}");
         for cut in 0..kept.len() {
             assert!(decode(&kept[..cut]).is_err(), "cut at {cut}");
-            let _ = diff(&kept[..cut], &view, &mut paths);
+            let _ = diff(&kept[..cut], &kept, &mut paths);
+            let _ = diff(&kept, &kept[..cut], &mut paths);
         }
         for i in 0..kept.len() {
             let mut damaged = kept.clone();
             damaged[i] ^= 0xa5;
             let _ = decode(&damaged);
-            let _ = diff(&damaged, &view, &mut paths);
+            let _ = diff(&damaged, &kept, &mut paths);
         }
     }
 
     #[test]
-    fn the_kept_form_has_no_managed_fields_or_resource_version() {
-        let o: DynamicObject =
-            serde_json::from_value(object(json!({"x": 1}), json!({}), json!({}))).unwrap();
+    fn the_kept_form_holds_only_what_an_update_can_change() {
+        let mut o = object(json!({"x": 1}), json!({}), json!({}));
+        o["metadata"]["generateName"] = json!("t-");
+        o["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        o["metadata"]["generation"] = json!(3);
+        o["metadata"]["finalizers"] = json!(["f"]);
+        let o: DynamicObject = serde_json::from_value(o).unwrap();
         let kept = serde_json::to_value(ObjectView::new(&o)).unwrap();
         assert_eq!(
             kept,
-            json!({"apiVersion": "v1", "kind": "Thing",
-                   "metadata": {"name": "t", "namespace": "ns", "uid": "u", "labels": {}},
+            json!({"metadata": {"labels": {}, "generation": 3, "finalizers": ["f"]},
                    "spec": {"x": 1}, "status": {}})
         );
     }
