@@ -98,6 +98,7 @@ struct EventData {
     workload: Option<Arc<str>>,
     correlation: Option<Arc<str>>,
     changes: Option<Arc<Changes>>,
+    cluster: Option<Arc<str>>,
     /// The event's serialised form, made at most once and shared by every
     /// consumer that needs it (the plugin envelope).
     serialized: OnceLock<Arc<[u8]>>,
@@ -127,6 +128,7 @@ impl MatchedEvent {
                 workload: None,
                 correlation: None,
                 changes: None,
+                cluster: None,
                 serialized: OnceLock::new(),
             },
         }
@@ -148,6 +150,7 @@ impl MatchedEvent {
             workload: d.workload.clone(),
             correlation: d.correlation.clone(),
             changes: d.changes.clone(),
+            cluster: d.cluster.clone(),
             serialized: OnceLock::new(),
         }))
     }
@@ -217,6 +220,12 @@ impl MatchedEvent {
     pub fn changes(&self) -> Option<&Changes> {
         self.0.changes.as_deref()
     }
+
+    /// The name of the cluster it was observed in, when Faro watches
+    /// clusters by name (absent for a single unnamed cluster).
+    pub fn cluster(&self) -> Option<&Arc<str>> {
+        self.0.cluster.as_ref()
+    }
 }
 
 /// What changed in an UPDATED, against the previous state Faro kept.
@@ -270,6 +279,13 @@ impl MatchedEventBuilder {
     #[must_use]
     pub fn changes(mut self, changes: Changes) -> Self {
         self.data.changes = Some(Arc::new(changes));
+        self
+    }
+
+    /// The cluster it was observed in.
+    #[must_use]
+    pub fn cluster(mut self, cluster: Option<Arc<str>>) -> Self {
+        self.data.cluster = cluster;
         self
     }
 

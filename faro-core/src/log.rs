@@ -52,6 +52,8 @@ pub struct ContainerRef {
     pub container_type: ContainerType,
     /// The id of the workload the pod belongs to (its top owner).
     pub correlation: Option<Arc<str>>,
+    /// The cluster the pod runs in, when Faro watches clusters by name.
+    pub cluster: Option<Arc<str>>,
 }
 
 impl fmt::Display for ContainerRef {
@@ -177,6 +179,8 @@ impl LogRecord {
         #[serde(rename_all = "camelCase")]
         struct Line<'a> {
             kind: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cluster: Option<&'a str>,
             timestamp: &'a str,
             observed: AsText<jiff::Timestamp>,
             namespace: &'a str,
@@ -197,6 +201,7 @@ impl LogRecord {
         let s = &d.source;
         let line = Line {
             kind: "log",
+            cluster: s.cluster.as_deref(),
             timestamp: self.timestamp(),
             observed: AsText(d.observed_at),
             namespace: &s.namespace,

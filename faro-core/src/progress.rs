@@ -42,6 +42,9 @@ pub struct WrittenEvent {
     /// Labels, for attributing the line to a watch by its label selector.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The cluster, when Faro watches clusters by name.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 impl WrittenEvent {

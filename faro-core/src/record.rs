@@ -80,12 +80,23 @@ pub struct RecordParts {
     pub correlation: Option<Arc<str>>,
     /// When Faro observed it.
     pub observed_at: jiff::Timestamp,
+    /// The cluster it comes from, when Faro watches clusters by name; it
+    /// leads the JSON object as `"cluster"`.
+    pub cluster: Option<Arc<str>>,
 }
 
 impl Record {
     /// A record with `json`, its complete JSON object (one line, no
     /// newline), made by whoever knows its fields.
     pub fn new(parts: RecordParts, json: String) -> Self {
+        let json = match (&parts.cluster, json.strip_prefix('{')) {
+            (Some(cluster), Some(rest)) => {
+                let name = serde_json::to_string(&**cluster).unwrap_or_default();
+                let comma = if rest.starts_with('}') { "" } else { "," };
+                format!("{{\"cluster\":{name}{comma}{rest}")
+            }
+            _ => json,
+        };
         Record(Arc::new(RecordData {
             kind: parts.kind,
             subject: parts.subject.into_boxed_str(),
@@ -142,5 +153,42 @@ impl Record {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.0.json.as_bytes());
         out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(cluster: Option<&str>) -> RecordParts {
+        RecordParts {
+            kind: RecordKind::Lifecycle,
+            subject: "shop/web-1".into(),
+            severity: "Normal",
+            reason: "Started".into(),
+            narrative: "started".into(),
+            correlation: None,
+            observed_at: jiff::Timestamp::UNIX_EPOCH,
+            cluster: cluster.map(Arc::from),
+        }
+    }
+
+    #[test]
+    fn a_named_cluster_leads_the_json_object() {
+        let r = Record::new(
+            parts(Some("prod \"eu\"")),
+            r#"{"kind":"lifecycle","a":1}"#.into(),
+        );
+        assert_eq!(
+            r.json(),
+            r#"{"cluster":"prod \"eu\"","kind":"lifecycle","a":1}"#
+        );
+        let empty = Record::new(parts(Some("eu")), "{}".into());
+        assert_eq!(empty.json(), r#"{"cluster":"eu"}"#);
+        let unnamed = Record::new(parts(None), r#"{"kind":"lifecycle"}"#.into());
+        assert_eq!(unnamed.json(), r#"{"kind":"lifecycle"}"#);
+        for r in [r, empty, unnamed] {
+            serde_json::from_str::<serde_json::Value>(r.json()).expect("valid JSON");
+        }
     }
 }

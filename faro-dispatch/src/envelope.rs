@@ -11,6 +11,8 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 struct Envelope<'a> {
     v: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
     event_type: &'static str,
     gvr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,6 +40,7 @@ pub fn envelope(event: &MatchedEvent) -> Vec<u8> {
     let key = event.key();
     let envelope = Envelope {
         v: faro_plugin_abi::ENVELOPE_VERSION,
+        cluster: event.cluster().map(|c| &**c),
         event_type: event.event_type().as_str(),
         gvr: event.gvr().to_string(),
         namespace: key.namespace.as_deref(),
@@ -58,6 +61,8 @@ pub fn envelope(event: &MatchedEvent) -> Vec<u8> {
 #[serde(rename_all = "camelCase")]
 struct Line<'a> {
     timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
     event_type: &'static str,
     gvr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,6 +103,7 @@ pub fn json_line(event: &MatchedEvent, out: &mut Vec<u8>) {
     let meta = &event.object().metadata;
     let line = Line {
         timestamp: event.observed_at().to_string(),
+        cluster: event.cluster().map(|c| &**c),
         event_type: event.event_type().as_str(),
         gvr: event.gvr().to_string(),
         namespace: key.namespace.as_deref(),

@@ -117,12 +117,14 @@ pub(crate) struct Checkpoints {
     current: Mutex<BTreeMap<String, (String, Arc<Entry>)>>,
     /// Files already read back, by mark.
     journal: Mutex<HashMap<(PathBuf, u64), Journal>>,
+    /// The cluster whose lines in shared files are this controller's.
+    cluster: Option<Arc<str>>,
 }
 
 impl Checkpoints {
     /// Reads every checkpoint file in the directory (unless `fresh`). A file
     /// that cannot be read or parsed is one warning; its GVR starts afresh.
-    pub fn open(options: CheckpointOptions) -> std::io::Result<Self> {
+    pub fn open(options: CheckpointOptions, cluster: Option<Arc<str>>) -> std::io::Result<Self> {
         std::fs::create_dir_all(&options.directory)?;
         let mut loaded = HashMap::new();
         let mut found = Vec::new();
@@ -166,6 +168,7 @@ impl Checkpoints {
             failing: std::sync::atomic::AtomicBool::new(false),
             current: Mutex::default(),
             journal: Mutex::default(),
+            cluster,
         })
     }
 
@@ -188,6 +191,7 @@ impl Checkpoints {
         for mark in &entry.marks {
             for w in self.read_since(mark).iter() {
                 let ours = w.gvr == gvr
+                    && w.cluster.as_deref() == self.cluster.as_deref()
                     && key
                         .namespace
                         .as_ref()

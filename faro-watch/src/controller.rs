@@ -137,7 +137,7 @@ impl Controller {
         });
         let checkpoints = options.checkpoint.clone().and_then(|o| {
             let directory = o.directory.clone();
-            crate::checkpoint::Checkpoints::open(o)
+            crate::checkpoint::Checkpoints::open(o, options.cluster.clone())
                 .map_err(|e| {
                     tracing::warn!(
                         directory = %directory.display(),

@@ -885,7 +885,8 @@ impl Informer {
                 None => self.env.owners.of_object(&c.object).await,
             };
             let mut builder = MatchedEvent::builder(c.event_type, resource.gvr.clone(), c.object)
-                .correlation(correlation);
+                .correlation(correlation)
+                .cluster(self.env.options.cluster.clone());
             if let Some(rv) = c.inferred {
                 builder = builder.inferred(rv);
             }

@@ -259,6 +259,7 @@ impl InternalSink for K8sEventsSink {
                 narrative,
                 correlation: Some(correlation),
                 observed_at: observed,
+                cluster: self.env.options.cluster.clone(),
             },
             json,
         );

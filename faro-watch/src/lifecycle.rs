@@ -148,6 +148,7 @@ struct PodRef<'a> {
     uid: &'a str,
     at: jiff::Timestamp,
     correlation: Option<Arc<str>>,
+    cluster: Option<Arc<str>>,
 }
 
 /// Reasons a waiting container is worth a record for.
@@ -201,6 +202,7 @@ impl Lifecycle {
             uid,
             at: event.observed_at(),
             correlation: event.correlation().cloned(),
+            cluster: event.cluster().cloned(),
         };
         let status = &object.data["status"];
         let phase = status["phase"].as_str().unwrap_or("Pending");
@@ -415,6 +417,7 @@ fn make<'a>(
             narrative: narrative.to_owned(),
             correlation: pod.correlation.clone(),
             observed_at: pod.at,
+            cluster: pod.cluster.clone(),
         },
         json,
     )

@@ -258,6 +258,7 @@ fn handle_pod(
                         container: Arc::from(container.as_str()),
                         container_type: kind,
                         correlation: Some(correlation.clone()),
+                        cluster: ctx.env.options.cluster.clone(),
                     });
                     let (tx, rx) = watch::channel(view);
                     entry.containers.insert(source.container.clone(), tx);

@@ -39,6 +39,9 @@ pub struct WatchOptions {
     pub logs: crate::logs::LogOptions,
     /// Checkpoints of progress, for resuming after a restart; `None`: off.
     pub checkpoint: Option<crate::CheckpointOptions>,
+    /// The cluster's name, set on every record when Faro watches clusters
+    /// by name; `None` for a single unnamed cluster.
+    pub cluster: Option<std::sync::Arc<str>>,
 }
 
 impl Default for WatchOptions {
@@ -53,6 +56,7 @@ impl Default for WatchOptions {
             rediscovery_interval: Duration::from_secs(30),
             logs: crate::logs::LogOptions::default(),
             checkpoint: None,
+            cluster: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod continuity;
 mod error;
+mod fleet;
 mod logs;
 mod raw;
 mod spec;
@@ -22,6 +23,7 @@ use faro_filter::{
 
 pub use continuity::{CheckpointConfig, DiffMode, Suppress, UpdatePolicy, UpdatesConfig};
 pub use error::{ConfigError, Invalid};
+pub use fleet::{ClusterConfig, Readiness, is_cluster_name};
 pub use logs::{LogSince, LogsConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 pub use story::{CorrelationOutputConfig, EventsSince, K8sEventsConfig, LifecycleConfig};
@@ -151,6 +153,10 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     /// How UPDATEDs are treated, per GVR.
     pub updates: UpdatesConfig,
+    /// The clusters to watch, by name; empty: one unnamed cluster.
+    pub clusters: Vec<ClusterConfig>,
+    /// With several clusters: whether readiness waits for one or for all.
+    pub readiness: Readiness,
 }
 
 /// The `plugins:` block.
@@ -304,6 +310,8 @@ impl Default for Config {
             correlation_output: CorrelationOutputConfig::default(),
             checkpoint: CheckpointConfig::default(),
             updates: UpdatesConfig::default(),
+            clusters: Vec::new(),
+            readiness: Readiness::default(),
         }
     }
 }
@@ -351,6 +359,17 @@ impl Config {
         self.updates.per_gvr = per_gvr.into_iter().map(|(g, (p, _))| (g, p)).collect();
         self.rules = rules;
         Ok(())
+    }
+
+    /// The configuration one cluster runs with: the shared one, with the
+    /// cluster's own rules when it has them.
+    pub fn for_cluster(&self, cluster: &ClusterConfig) -> Result<Config, ConfigError> {
+        let mut config = self.clone();
+        config.clusters = Vec::new();
+        if let Some(rules) = &cluster.rules {
+            config.set_rules(rules.clone())?;
+        }
+        Ok(config)
     }
 
     /// Applies overrides (from flags or the environment) on top of the file.
@@ -439,56 +458,7 @@ impl Config {
             }
         }
 
-        let mut rules = Vec::new();
-        for (i, ns) in raw.namespaces.into_iter().enumerate() {
-            let origin = format!("namespaces[{i}]");
-            let namespaces = match (ns.name_selector, ns.name_pattern) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::invalid(
-                        origin,
-                        "name_selector and name_pattern are both set; expected exactly one",
-                    ));
-                }
-                (None, None) => {
-                    return Err(ConfigError::invalid(
-                        origin,
-                        "neither name_selector nor name_pattern is set; expected exactly one",
-                    ));
-                }
-                (Some(name), None) => {
-                    namespace_name(&format!("{origin}.name_selector"), &name)?;
-                    NamespaceSelection::Names(vec![name])
-                }
-                (None, Some(pattern)) => NamespaceSelection::Matching(
-                    NamespaceMatcher::new(Vec::<String>::new(), [pattern.clone()]).map_err(
-                        |(_, e)| invalid_value(&format!("{origin}.name_pattern"), &pattern, &e),
-                    )?,
-                ),
-            };
-            for (gvr_text, filter) in ns.resources {
-                let mut at = format!("{origin}.resources");
-                push_key(&mut at, &gvr_text);
-                let gvr = Gvr::parse(&gvr_text)
-                    .map_err(|e| ConfigError::invalid(at.clone(), e.to_string()))?;
-                if gvr.known_scope() == Some(Scope::Cluster) {
-                    return Err(ConfigError::invalid(
-                        at,
-                        format!(
-                            "{gvr} is cluster-scoped; expected a namespaced resource under namespaces[]"
-                        ),
-                    ));
-                }
-                let mut rule = ResourceRule::new(gvr);
-                rule.scope = Some(Scope::Namespaced);
-                rule.namespaces = namespaces.clone();
-                apply_filter(&mut rule, &at, filter)?;
-                rule.origin = at;
-                rules.push(rule);
-            }
-        }
-        for (i, resource) in raw.resources.into_iter().enumerate() {
-            rules.push(resource_rule(&format!("resources[{i}]"), resource)?);
-        }
+        let rules = rules_of("", raw.namespaces, raw.resources)?;
         config.set_rules(rules)?;
         if let Some(workload) = raw.workload {
             config.workload = Some(workload_config(workload)?);
@@ -517,6 +487,18 @@ impl Config {
         if let Some(checkpoint) = raw.checkpoint {
             config.checkpoint = continuity::checkpoint_config(checkpoint)?;
         }
+        config.clusters = fleet::clusters_config(raw.clusters, rules_of)?;
+        if let Some(readiness) = &raw.readiness {
+            config.readiness = readiness
+                .parse()
+                .map_err(|e: String| ConfigError::invalid("readiness", e))?;
+        }
+        for c in &config.clusters {
+            if let Some(rules) = &c.rules {
+                // A cluster's own rules must hold together like the shared ones.
+                config.clone().set_rules(rules.clone())?;
+            }
+        }
         if let Some(updates) = &raw.updates {
             let per_gvr = std::mem::take(&mut config.updates.per_gvr);
             config.updates = continuity::updates_config(updates)?;
@@ -524,6 +506,66 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The rules of `namespaces` and `resources` entries; origins start with
+/// `prefix` (`""`, or `clusters[i].` for a cluster's own).
+fn rules_of(
+    prefix: &str,
+    namespaces: Vec<raw::RawNamespace>,
+    resources: Vec<raw::RawResource>,
+) -> Result<Vec<ResourceRule>, ConfigError> {
+    let mut rules = Vec::new();
+    for (i, ns) in namespaces.into_iter().enumerate() {
+        let origin = format!("{prefix}namespaces[{i}]");
+        let namespaces = match (ns.name_selector, ns.name_pattern) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "name_selector and name_pattern are both set; expected exactly one",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "neither name_selector nor name_pattern is set; expected exactly one",
+                ));
+            }
+            (Some(name), None) => {
+                namespace_name(&format!("{origin}.name_selector"), &name)?;
+                NamespaceSelection::Names(vec![name])
+            }
+            (None, Some(pattern)) => NamespaceSelection::Matching(
+                NamespaceMatcher::new(Vec::<String>::new(), [pattern.clone()]).map_err(
+                    |(_, e)| invalid_value(&format!("{origin}.name_pattern"), &pattern, &e),
+                )?,
+            ),
+        };
+        for (gvr_text, filter) in ns.resources {
+            let mut at = format!("{origin}.resources");
+            push_key(&mut at, &gvr_text);
+            let gvr = Gvr::parse(&gvr_text)
+                .map_err(|e| ConfigError::invalid(at.clone(), e.to_string()))?;
+            if gvr.known_scope() == Some(Scope::Cluster) {
+                return Err(ConfigError::invalid(
+                    at,
+                    format!(
+                        "{gvr} is cluster-scoped; expected a namespaced resource under namespaces[]"
+                    ),
+                ));
+            }
+            let mut rule = ResourceRule::new(gvr);
+            rule.scope = Some(Scope::Namespaced);
+            rule.namespaces = namespaces.clone();
+            apply_filter(&mut rule, &at, filter)?;
+            rule.origin = at;
+            rules.push(rule);
+        }
+    }
+    for (i, resource) in resources.into_iter().enumerate() {
+        rules.push(resource_rule(&format!("{prefix}resources[{i}]"), resource)?);
+    }
+    Ok(rules)
 }
 
 fn plugins_config(raw: RawPlugins) -> Result<PluginsConfig, ConfigError> {

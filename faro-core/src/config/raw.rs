@@ -29,6 +29,19 @@ pub(crate) struct RawConfig {
     pub correlation_output: Option<RawCorrelationOutput>,
     pub checkpoint: Option<RawCheckpoint>,
     pub updates: Option<RawUpdates>,
+    #[serde(default)]
+    pub clusters: Vec<RawCluster>,
+    pub readiness: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub name: Option<String>,
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+    pub namespaces: Option<Vec<RawNamespace>>,
+    pub resources: Option<Vec<RawResource>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,6 +4,7 @@ mod config_errors;
 mod config_shapes;
 mod dispatch_config;
 mod events;
+mod fleet_config;
 mod gvr;
 mod logs_config;
 mod precedence;

@@ -56,6 +56,7 @@ pub fn log_line(container: &str, line: &str) -> faro_core::LogRecord {
         container: Arc::from(container),
         container_type: faro_core::ContainerType::Regular,
         correlation: None,
+        cluster: None,
     });
     faro_core::LogRecord::builder(source, 2, "2026-12-01T10:00:00.123456789Z", line)
         .observed_at(jiff::Timestamp::from_second(1_800_000_000).unwrap())
