@@ -33,9 +33,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 /// Serves `router` on `listener` until the task is aborted. A restart drops
 /// every connection, closes the listener for the down time and binds again.
-pub(crate) async fn serve(mut listener: TcpListener, shared: Arc<Shared>, router: Router) {
+/// `restart` is subscribed before the task is spawned, so that a restart
+/// asked for before the task first runs is not missed.
+pub(crate) async fn serve(
+    mut listener: TcpListener,
+    shared: Arc<Shared>,
+    router: Router,
+    mut restart: tokio::sync::watch::Receiver<Option<std::time::Duration>>,
+) {
     let addr = listener.local_addr().ok();
-    let mut restart = shared.restart_tx.subscribe();
     loop {
         tokio::select! {
             accepted = listener.accept() => {

@@ -188,7 +188,13 @@ impl Sim {
         } else {
             (None, None)
         };
-        let server = tokio::spawn(http::serve(listener, shared.clone(), http::router(shared)));
+        let restart = shared.restart_tx.subscribe();
+        let server = tokio::spawn(http::serve(
+            listener,
+            shared.clone(),
+            http::router(shared),
+            restart,
+        ));
         let sim = Sim {
             shared: sim_shared,
             addr,

@@ -128,7 +128,17 @@ impl Controller {
 
     /// A controller with explicit options.
     pub fn with_options(client: kube::Client, config: &Config, options: WatchOptions) -> Self {
-        let metrics = WatchMetrics::default();
+        Self::with_metrics(client, config, options, WatchMetrics::default())
+    }
+
+    /// A controller that counts into `metrics`, which outlive it (a
+    /// [`crate::Fleet`] keeps one set per cluster across reconnections).
+    pub fn with_metrics(
+        client: kube::Client,
+        config: &Config,
+        options: WatchOptions,
+        metrics: WatchMetrics,
+    ) -> Self {
         let lifecycle = config.lifecycle.enabled.then(|| {
             crate::lifecycle::Lifecycle::new(
                 config.lifecycle.replacement_window,

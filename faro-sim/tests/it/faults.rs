@@ -942,3 +942,18 @@ async fn leases_take_turns_with_optimistic_concurrency_in_two_clusters() {
     );
     assert_ne!(east.url(), west.url());
 }
+
+/// A restart asked for right after start, before the server's accept loop
+/// first ran, still takes effect (it used to be missed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_right_after_start_refuses_connections() {
+    for _ in 0..5 {
+        let sim = start().await;
+        sim.restart(Duration::from_secs(2));
+        let refused = crate::eventually(Duration::from_secs(1), || {
+            std::net::TcpStream::connect(sim.addr()).is_err()
+        })
+        .await;
+        assert!(refused, "connections are refused while down");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod discovery;
 mod faults;
+mod fleet;
 mod logs;
 mod readiness;
 mod runtime;
