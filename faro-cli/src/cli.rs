@@ -28,9 +28,10 @@ pub struct Common {
     /// Kubeconfig file; else KUBECONFIG, then ~/.kube/config, then in-cluster.
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context.
+    /// Kubeconfig context; `faro run` and `faro watch` take several, one
+    /// cluster each, named after its context.
     #[arg(long, global = true)]
-    pub context: Option<String>,
+    pub context: Vec<String>,
     /// Where logs/ with the event and log files goes.
     #[arg(long, global = true, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -211,6 +212,23 @@ pub struct WatchArgs {
     /// Line format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Json)]
     pub output: Output,
+    /// Every context of the kubeconfig, one cluster each (named after it).
+    #[arg(long)]
+    pub all_contexts: bool,
+}
+
+impl Common {
+    /// The one `--context` of a command that watches one cluster.
+    pub fn one_context(&self) -> Result<Option<&str>, crate::exit::Failure> {
+        match self.context.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            many => Err(crate::exit::Failure::Usage(format!(
+                "--context: given {} times; expected one (only faro run and faro watch watch several clusters)",
+                many.len()
+            ))),
+        }
+    }
 }
 
 /// The Go Faro took `-config FILE`; clap wants `--config`.

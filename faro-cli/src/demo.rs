@@ -14,7 +14,7 @@ use faro_watch::InformerState;
 
 use crate::cli::Common;
 use crate::exit::Failure;
-use crate::run::Session;
+use crate::run::{Session, Target};
 
 /// The configuration the demo runs with.
 pub const DEMO_CONFIG: &str = r#"
@@ -88,7 +88,7 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
     } else {
         common.metrics_addr
     };
-    let session = Session::start(client, config, metrics, None).await?;
+    let session = Session::start(Target::One(client), config, metrics, None).await?;
     session.wait_ready().await;
     let day = Duration::from_secs(24 * 3600);
     let churn_sim = sim.clone();
@@ -107,7 +107,7 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last: Vec<u64> = counts(&session);
-    let mut last_lines = session.controller.metrics().log_lines.get();
+    let mut last_lines = log_lines(&session);
     loop {
         tokio::select! {
             () = &mut stop => break,
@@ -115,7 +115,7 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
                 let now = counts(&session);
                 let rates: Vec<u64> = now.iter().zip(&last).map(|(n, l)| n - l).collect();
                 last = now.clone();
-                let lines = session.controller.metrics().log_lines.get();
+                let lines = log_lines(&session);
                 let logs = Logs { total: lines, rate: lines - last_lines };
                 last_lines = lines;
                 show(&session, &sim, &now, &rates, &logs, started.elapsed(), terminal, json_path.as_deref());
@@ -148,8 +148,27 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
 
 /// Events so far per (GVR, type), in the order of `GVRS` × ADDED/UPDATED/DELETED.
 fn counts(session: &Session) -> Vec<u64> {
-    let metrics = session.controller.metrics();
-    GVRS.iter().flat_map(|g| metrics.events_of(g)).collect()
+    let mut out = vec![0; GVRS.len() * 3];
+    for controller in session.watching.controllers() {
+        let metrics = controller.metrics();
+        for (total, n) in out
+            .iter_mut()
+            .zip(GVRS.iter().flat_map(|g| metrics.events_of(g)))
+        {
+            *total += n;
+        }
+    }
+    out
+}
+
+/// Container log lines read so far.
+fn log_lines(session: &Session) -> u64 {
+    session
+        .watching
+        .controllers()
+        .iter()
+        .map(|c| c.metrics().log_lines.get())
+        .sum()
 }
 
 /// Container log lines so far and in the last second.
@@ -169,7 +188,7 @@ fn show(
     terminal: bool,
     json: Option<&str>,
 ) {
-    let infos = session.controller.active_informers();
+    let infos = session.watching.active_informers();
     let watching = infos
         .iter()
         .filter(|i| i.state == InformerState::Watching)
@@ -210,7 +229,7 @@ fn show(
                 rates[i * 3 + 2]
             ));
         }
-        let streams = session.controller.log_streams().unwrap_or_default();
+        let streams = session.watching.log_streams().unwrap_or_default();
         text.push_str(&format!(
             "{:<22} {:>14} lines/s, {} streams open, {} lines so far\n",
             "container logs", logs.rate, streams.open, logs.total
@@ -240,7 +259,7 @@ fn show(
             "watching": watching,
             "trackedObjects": tracked,
             "logLinesPerSecond": logs.rate,
-            "logStreamsOpen": session.controller.log_streams().unwrap_or_default().open,
+            "logStreamsOpen": session.watching.log_streams().unwrap_or_default().open,
             "residentBytes": rss,
             "cluster": {
                 "objects": server["objects"],

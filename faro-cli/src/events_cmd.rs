@@ -70,7 +70,7 @@ pub async fn events(common: &Common, args: &EventsArgs) -> Result<(), Failure> {
     // Bad flags are reported before any contact with a server.
     events_config(args, "default")?;
     let client =
-        crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
+        crate::kube_client::client(common.kubeconfig.as_deref(), common.one_context()?).await?;
     let mut config = Config::default();
     config.k8s_events = Some(events_config(args, client.default_namespace())?);
     let controller = Controller::new(client.clone(), &config);

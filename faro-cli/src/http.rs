@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use faro_dispatch::JsonLinesSink;
-use faro_watch::{Controller, InformerState};
+use faro_watch::{ClusterState, InformerState};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -18,11 +18,12 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::exit::Failure;
+use crate::watching::Watching;
 
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
-    controller: Controller,
+    watching: Watching,
     ready: Arc<AtomicBool>,
     sink: Option<Arc<JsonLinesSink>>,
 }
@@ -31,7 +32,7 @@ struct AppState {
 pub async fn serve(
     addr: SocketAddr,
     registry: Registry,
-    controller: Controller,
+    watching: Watching,
     ready: Arc<AtomicBool>,
     sink: Option<Arc<JsonLinesSink>>,
 ) -> Result<SocketAddr, Failure> {
@@ -43,7 +44,7 @@ pub async fn serve(
         .map_err(|e| Failure::Runtime(format!("--metrics-addr {addr}: {e}")))?;
     let state = AppState {
         registry: Arc::new(registry),
-        controller,
+        watching,
         ready,
         sink,
     };
@@ -81,7 +82,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Alive: not every watch failing, and the events file taking lines.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    let informers = state.controller.active_informers();
+    let informers = state.watching.active_informers();
     let failing =
         !informers.is_empty() && informers.iter().all(|i| i.state == InformerState::Backoff);
     if failing {
@@ -96,13 +97,24 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// 503 until every informer has synced and its events are written.
+/// 503 until every informer has synced and its events are written (with
+/// several clusters: as `readiness` says); the body lists each cluster.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not synced yet\n")
+    let ready = state.ready.load(Ordering::SeqCst);
+    let mut body = String::from(if ready { "ready\n" } else { "not synced yet\n" });
+    for c in state.watching.clusters().unwrap_or_default() {
+        body.push_str(&format!("cluster {}: {}", c.name, c.state.as_str()));
+        if let ClusterState::Unreachable(why) = &c.state {
+            body.push_str(&format!(" ({why})"));
+        }
+        body.push('\n');
     }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
 }
 
 /// Process figures read at each scrape: resident memory, CPU time, open

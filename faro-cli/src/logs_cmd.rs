@@ -228,7 +228,7 @@ pub async fn logs(common: &Common, args: &LogsArgs) -> Result<(), Failure> {
     // Bad flags are reported before any contact with a server.
     logs_config(args, "default")?;
     let client =
-        crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
+        crate::kube_client::client(common.kubeconfig.as_deref(), common.one_context()?).await?;
     let mut config = Config::default();
     config.logs = Some(logs_config(args, client.default_namespace())?);
     let follow = !(args.no_follow || args.previous);

@@ -13,6 +13,7 @@ mod logs_cmd;
 mod run;
 mod stats;
 mod watch_cmd;
+mod watching;
 
 use std::process::ExitCode;
 use std::time::Duration;

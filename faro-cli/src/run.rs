@@ -14,13 +14,14 @@ use faro_dispatch::{
     ContainerLogsSink, CorrelationSink, Dispatcher, DispatcherOptions, JsonLinesSink, RecordsSink,
     TextLogSink,
 };
-use faro_watch::{CheckpointOptions, Controller, InformerState, Resolution, WatchOptions};
+use faro_watch::{CheckpointOptions, Controller, Fleet, InformerState, Resolution, WatchOptions};
 use kube::api::ListParams;
 use prometheus_client::registry::Registry;
 
 use crate::cli::Common;
 use crate::exit::{Failure, from_watch, one_line};
 use crate::http;
+use crate::watching::Watching;
 
 /// `--log-level`, if given.
 pub fn log_level_flag(common: &Common) -> Result<Option<LogLevel>, Failure> {
@@ -116,9 +117,24 @@ pub async fn preflight(
     Ok(())
 }
 
+/// The clusters a session watches.
+pub enum Target {
+    /// One cluster, unnamed: the single-cluster contract.
+    One(kube::Client),
+    /// Clusters by name, each with its client and configuration.
+    Clusters(Vec<ClusterTarget>),
+}
+
+/// One cluster of a [`Target::Clusters`].
+pub struct ClusterTarget {
+    pub name: String,
+    pub client: kube::Client,
+    pub config: Config,
+}
+
 /// Everything a run holds.
 pub struct Session {
-    pub controller: Controller,
+    pub watching: Watching,
     pub dispatcher: Dispatcher,
     pub json: Option<Arc<JsonLinesSink>>,
     pub container_logs: Option<Arc<ContainerLogsSink>>,
@@ -132,20 +148,45 @@ pub struct Session {
 }
 
 impl Session {
-    /// Checks access, opens the files, loads plugins, starts metrics and the controller.
+    /// Checks access, opens the files, loads plugins, starts metrics and the
+    /// watches. With one cluster, a cluster that refuses is a failure; with
+    /// several, each is reported and retried on its own.
     pub async fn start(
-        client: kube::Client,
+        target: Target,
         config: Config,
         metrics: Option<SocketAddr>,
         checkpoint: Option<CheckpointOptions>,
     ) -> Result<Session, Failure> {
         let started = Instant::now();
-        let options = WatchOptions {
-            checkpoint,
-            ..WatchOptions::default()
+        let watching = match target {
+            Target::One(client) => {
+                let options = WatchOptions {
+                    checkpoint,
+                    ..WatchOptions::default()
+                };
+                let controller = Controller::with_options(client.clone(), &config, options);
+                preflight(&controller, &client, &config).await?;
+                Watching::One(controller)
+            }
+            Target::Clusters(clusters) => {
+                let fleet = Fleet::new(config.readiness);
+                for c in clusters {
+                    // Each cluster records its progress in a directory of its own.
+                    let checkpoint = checkpoint.clone().map(|o| CheckpointOptions {
+                        directory: o.directory.join(&c.name),
+                        ..o
+                    });
+                    let options = WatchOptions {
+                        checkpoint,
+                        ..WatchOptions::default()
+                    };
+                    fleet
+                        .add_cluster(&c.name, c.client, &c.config, options)
+                        .map_err(|e| Failure::Usage(format!("clusters: {}: {e}", c.name)))?;
+                }
+                Watching::Fleet(fleet)
+            }
         };
-        let controller = Controller::with_options(client.clone(), &config, options);
-        preflight(&controller, &client, &config).await?;
         let dispatcher = Dispatcher::new(DispatcherOptions {
             workers: config.workers.clone(),
             quarantine_after: config.plugins.quarantine_after,
@@ -233,12 +274,15 @@ impl Session {
                     .map_err(|e| Failure::Usage(e.to_string()))?;
             }
         }
-        controller.add_handler(dispatcher.clone());
+        watching.add_handler(dispatcher.clone());
         let ready = Arc::new(AtomicBool::new(false));
         let metrics_url = match metrics {
             Some(addr) => {
                 let mut registry = Registry::default();
-                controller.register_metrics(&mut registry);
+                match &watching {
+                    Watching::One(c) => c.register_metrics(&mut registry),
+                    Watching::Fleet(f) => f.register_metrics(&mut registry),
+                }
                 dispatcher.register_metrics(&mut registry);
                 http::register_process(&mut registry);
                 registry.register_collector(Box::new(http::QueueCollector(dispatcher.clone())));
@@ -264,7 +308,7 @@ impl Session {
                 let bound = http::serve(
                     addr,
                     registry,
-                    controller.clone(),
+                    watching.clone(),
                     ready.clone(),
                     json.clone(),
                 )
@@ -273,9 +317,11 @@ impl Session {
             }
             None => None,
         };
-        controller.start().await.map_err(from_watch)?;
+        if let Watching::One(controller) = &watching {
+            controller.start().await.map_err(from_watch)?;
+        }
         Ok(Session {
-            controller,
+            watching,
             dispatcher,
             json,
             container_logs,
@@ -289,16 +335,17 @@ impl Session {
         })
     }
 
-    /// Waits until every informer synced and every initial event is on disk.
+    /// Waits until every informer synced (of every cluster, or of the
+    /// clusters readiness asks for) and every initial event is on disk.
     pub async fn wait_ready(&self) {
-        self.controller.ready().await;
+        self.watching.ready().await;
         self.dispatcher.wait_idle().await;
         self.ready.store(true, Ordering::SeqCst);
     }
 
     /// `(synced, parked)` informers.
     pub fn informer_counts(&self) -> (usize, usize) {
-        let infos = self.controller.active_informers();
+        let infos = self.watching.active_informers();
         let parked = infos
             .iter()
             .filter(|i| i.state == InformerState::Parked)
@@ -308,7 +355,7 @@ impl Session {
 
     /// Stops the watches, drains the queues, flushes the files; bounded in time.
     pub async fn stop(&self) -> Summary {
-        if tokio::time::timeout(Duration::from_secs(10), self.controller.stop())
+        if tokio::time::timeout(Duration::from_secs(10), self.watching.stop())
             .await
             .is_err()
         {
@@ -454,14 +501,83 @@ fn checkpoint_options(config: &Config, fresh: bool) -> Result<Option<CheckpointO
     }))
 }
 
+/// The clusters `faro run` watches: the `clusters:` block, else one per
+/// `--context` when there are several, else the one cluster.
+pub async fn target(common: &Common, config: &Config) -> Result<Target, Failure> {
+    if !config.clusters.is_empty() {
+        if !common.context.is_empty() {
+            return Err(Failure::Usage(
+                "--context: the configuration has a clusters: block; expected the contexts there, not on the command line".to_owned(),
+            ));
+        }
+        let mut out = Vec::with_capacity(config.clusters.len());
+        for (i, c) in config.clusters.iter().enumerate() {
+            let kubeconfig = c.kubeconfig.as_deref().or(common.kubeconfig.as_deref());
+            let client = crate::kube_client::client(kubeconfig, c.context.as_deref())
+                .await
+                .map_err(|f| Failure::Usage(format!("clusters[{i}] ({}): {f}", c.name)))?;
+            let cluster_config = config
+                .for_cluster(c)
+                .map_err(|e| Failure::Usage(one_line(&e.to_string())))?;
+            out.push(ClusterTarget {
+                name: c.name.clone(),
+                client,
+                config: cluster_config,
+            });
+        }
+        return Ok(Target::Clusters(out));
+    }
+    if common.context.len() > 1 {
+        let clients =
+            crate::kube_client::clients(common.kubeconfig.as_deref(), &common.context).await?;
+        return Ok(Target::Clusters(
+            clients
+                .into_iter()
+                .map(|(name, client)| ClusterTarget {
+                    name,
+                    client,
+                    config: config.clone(),
+                })
+                .collect(),
+        ));
+    }
+    Ok(Target::One(
+        crate::kube_client::client(common.kubeconfig.as_deref(), common.one_context()?).await?,
+    ))
+}
+
+/// Prints `FARO_CLUSTER: <name> <state>` whenever a cluster's state changes.
+async fn announce_clusters(fleet: faro_watch::Fleet) {
+    let mut changes = fleet.changes();
+    let mut said: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    loop {
+        for c in fleet.clusters() {
+            let mut line = c.state.as_str().to_owned();
+            if let faro_watch::ClusterState::Unreachable(why) = &c.state {
+                line = format!("{line} ({why})");
+            }
+            if said.get(&*c.name) != Some(&line) {
+                println!("FARO_CLUSTER: {} {line}", c.name);
+                said.insert(c.name.to_string(), line);
+            }
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// `faro run`.
 pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Failure> {
     let checkpoint = checkpoint_options(&config, fresh)?;
-    let client =
-        crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
+    let target = target(common, &config).await?;
     let metrics = metrics_addr(common, &config);
     let auto = config.auto_shutdown_sec.map(Duration::from_secs);
-    let session = Session::start(client, config, metrics, checkpoint).await?;
+    let session = Session::start(target, config, metrics, checkpoint).await?;
+    let announcer = match &session.watching {
+        Watching::Fleet(f) => Some(tokio::spawn(announce_clusters(f.clone()))),
+        Watching::One(_) => None,
+    };
     if let Some(url) = &session.metrics_url {
         println!("FARO_METRICS_URL: {url}");
     }
@@ -486,7 +602,7 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
     println!("FARO_LOG_FILE: {}", session.log_file.display());
     let stats = tokio::spawn(crate::stats::every(
         Duration::from_secs(common.stats_interval.max(1)),
-        session.controller.clone(),
+        session.watching.clone(),
         session.dispatcher.clone(),
     ));
     let stop = shutdown_signal(auto);
@@ -494,12 +610,21 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
     tokio::select! {
         () = session.wait_ready() => {
             let (synced, parked) = session.informer_counts();
-            println!("FARO_READY: {synced} informers synced, {parked} parked");
+            match session.watching.clusters() {
+                Some(clusters) => println!(
+                    "FARO_READY: {}; {synced} informers synced, {parked} parked",
+                    crate::watching::summary(&clusters)
+                ),
+                None => println!("FARO_READY: {synced} informers synced, {parked} parked"),
+            }
             stop.await;
         }
         () = &mut stop => {}
     }
     stats.abort();
+    if let Some(a) = announcer {
+        a.abort();
+    }
     let summary = session.stop().await;
     println!("FARO_SUMMARY: {}", summary.json());
     tracing::info!(

@@ -5,31 +5,36 @@
 use std::time::Duration;
 
 use faro_dispatch::Dispatcher;
-use faro_watch::{Controller, InformerState};
+use faro_watch::InformerState;
 
-/// Events handed over so far, by type, summed over GVRs.
-pub fn events_by_type(controller: &Controller) -> [u64; 3] {
+use crate::watching::Watching;
+
+/// Events handed over so far, by type, summed over GVRs and clusters.
+pub fn events_by_type(watching: &Watching) -> [u64; 3] {
     let mut out = [0u64; 3];
-    let infos = controller.active_informers();
-    let mut gvrs: Vec<String> = infos.iter().map(|i| i.key.gvr.to_string()).collect();
-    gvrs.sort();
-    gvrs.dedup();
-    for gvr in gvrs {
-        for (total, n) in out.iter_mut().zip(controller.metrics().events_of(&gvr)) {
-            *total += n;
+    for controller in watching.controllers() {
+        let infos = controller.active_informers();
+        let mut gvrs: Vec<String> = infos.iter().map(|i| i.key.gvr.to_string()).collect();
+        gvrs.sort();
+        gvrs.dedup();
+        for gvr in gvrs {
+            for (total, n) in out.iter_mut().zip(controller.metrics().events_of(&gvr)) {
+                *total += n;
+            }
         }
     }
     out
 }
 
 /// Logs one statistics line every `interval` until aborted.
-pub async fn every(interval: Duration, controller: Controller, dispatcher: Dispatcher) {
-    let mut last = events_by_type(&controller);
+pub async fn every(interval: Duration, watching: Watching, dispatcher: Dispatcher) {
+    let controller = &watching;
+    let mut last = events_by_type(&watching);
     let mut tick = tokio::time::interval(interval);
     tick.tick().await;
     loop {
         tick.tick().await;
-        let now = events_by_type(&controller);
+        let now = events_by_type(&watching);
         let before = std::mem::replace(&mut last, now);
         let per_minute =
             |i: usize| (now[i].saturating_sub(before[i])) as f64 * 60.0 / interval.as_secs_f64();

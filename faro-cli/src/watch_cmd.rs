@@ -4,14 +4,16 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faro_core::config::Readiness;
 use faro_core::config::{NamespaceSelection, WorkerSettings};
 use faro_core::{Config, Gvr, MatchedEvent, ResourceRule, Scope};
 use faro_dispatch::{Dispatcher, DispatcherOptions, Handles, ResourceWorker, WorkerError};
 use faro_filter::{FieldSelector, LabelPattern, LabelSelector, Pattern};
-use faro_watch::Controller;
+use faro_watch::{Controller, Fleet, WatchOptions};
 
 use crate::cli::{Common, Output, WatchArgs};
 use crate::exit::{Failure, from_watch};
+use crate::watching::Watching;
 
 /// The rules `faro watch` flags describe; `default_ns` is the kubeconfig's namespace.
 pub fn rules(args: &WatchArgs, default_ns: &str) -> Result<Vec<ResourceRule>, Failure> {
@@ -75,6 +77,9 @@ impl ResourceWorker for StdoutWorker {
         match self.output {
             Output::Json => faro_dispatch::json_line(event, &mut line),
             Output::Text => {
+                if let Some(cluster) = event.cluster() {
+                    line.extend_from_slice(format!("[{cluster}] ").as_bytes());
+                }
                 line.extend_from_slice(faro_dispatch::TextLogSink::line(event).as_bytes());
                 line.push(b'\n');
             }
@@ -93,23 +98,78 @@ impl ResourceWorker for StdoutWorker {
     }
 }
 
-/// `faro watch`.
+/// The configuration of `faro watch`'s flags for a cluster whose
+/// kubeconfig namespace is `default_ns`.
+fn config_for(args: &WatchArgs, default_ns: &str) -> Result<Config, Failure> {
+    let mut config = Config::default();
+    config
+        .set_rules(rules(args, default_ns)?)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(config)
+}
+
+/// `faro watch`: one cluster, or several (`--context` repeated,
+/// `--all-contexts`), each line then carrying its cluster.
 pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
     // Bad flags are reported before any contact with a server.
     rules(args, "default")?;
-    let client =
-        crate::kube_client::client(common.kubeconfig.as_deref(), common.context.as_deref()).await?;
-    let mut config = Config::default();
-    config
-        .set_rules(rules(args, client.default_namespace())?)
-        .map_err(|e| Failure::Usage(e.to_string()))?;
-    let controller = Controller::new(client.clone(), &config);
-    crate::run::preflight(&controller, &client, &config).await?;
+    if args.all_contexts && !common.context.is_empty() {
+        return Err(Failure::Usage(
+            "--all-contexts: --context is given too; expected one or the other".to_owned(),
+        ));
+    }
+    let contexts = if args.all_contexts {
+        let all = crate::kube_client::contexts(common.kubeconfig.as_deref())?;
+        if all.is_empty() {
+            return Err(Failure::Usage(
+                "--all-contexts: the kubeconfig has no contexts; expected at least one".to_owned(),
+            ));
+        }
+        all
+    } else {
+        common.context.clone()
+    };
+    let dispatcher = stdout_dispatcher(args.output)?;
+    let watching = if args.all_contexts || contexts.len() > 1 {
+        let clients = crate::kube_client::clients(common.kubeconfig.as_deref(), &contexts).await?;
+        let fleet = Fleet::new(Readiness::Any);
+        fleet.add_handler(dispatcher.clone());
+        for (name, client) in clients {
+            let config = config_for(args, client.default_namespace())?;
+            fleet
+                .add_cluster(&name, client, &config, WatchOptions::default())
+                .map_err(|e| Failure::Usage(format!("--context {name}: {e}")))?;
+        }
+        Watching::Fleet(fleet)
+    } else {
+        let client =
+            crate::kube_client::client(common.kubeconfig.as_deref(), common.one_context()?).await?;
+        let config = config_for(args, client.default_namespace())?;
+        let controller = Controller::new(client.clone(), &config);
+        crate::run::preflight(&controller, &client, &config).await?;
+        controller.add_handler(dispatcher.clone());
+        controller.start().await.map_err(from_watch)?;
+        Watching::One(controller)
+    };
+    tokio::select! {
+        () = crate::run::shutdown_signal(common.auto_shutdown.filter(|s| *s > 0).map(Duration::from_secs)) => {}
+        () = stdout_closed() => {
+            // The reader went away (`| head`): nothing more to say.
+            std::process::exit(0);
+        }
+    }
+    watching.stop().await;
+    dispatcher.shutdown().await;
+    Ok(())
+}
+
+/// A dispatcher writing every event to stdout, in order.
+fn stdout_dispatcher(output: Output) -> Result<Dispatcher, Failure> {
     let dispatcher = Dispatcher::new(DispatcherOptions::default());
     dispatcher
         .register_with(
             Arc::new(StdoutWorker {
-                output: args.output,
+                output,
                 out: Mutex::new(std::io::stdout()),
             }),
             WorkerSettings {
@@ -118,18 +178,7 @@ pub async fn watch(common: &Common, args: &WatchArgs) -> Result<(), Failure> {
             },
         )
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    controller.add_handler(dispatcher.clone());
-    controller.start().await.map_err(from_watch)?;
-    tokio::select! {
-        () = crate::run::shutdown_signal(common.auto_shutdown.filter(|s| *s > 0).map(Duration::from_secs)) => {}
-        () = stdout_closed() => {
-            // The reader went away (`| head`): nothing more to say.
-            std::process::exit(0);
-        }
-    }
-    controller.stop().await;
-    dispatcher.shutdown().await;
-    Ok(())
+    Ok(dispatcher)
 }
 
 /// Resolves when stdout is a pipe whose reader has gone, even while no

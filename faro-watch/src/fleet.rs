@@ -112,12 +112,19 @@ impl Fleet {
     /// Adds a handler to every cluster, present and future.
     pub fn add_handler(&self, handler: impl EventHandler) {
         let handler: Arc<dyn EventHandler> = Arc::new(handler);
-        lock(&self.inner.handlers).push(handler.clone());
+        // Held throughout, so that a controller being made now gets it once.
+        let mut handlers = lock(&self.inner.handlers);
+        handlers.push(handler.clone());
         for member in lock(&self.inner.members).values() {
             if let Some(c) = &*lock(&member.controller) {
                 c.add_handler(handler.clone());
             }
         }
+    }
+
+    /// A receiver that changes whenever a cluster's state does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
     }
 
     /// Starts watching a cluster named `name` with `config`'s rules. It
@@ -193,7 +200,7 @@ impl Fleet {
             .collect()
     }
 
-    /// The running controller of cluster `name`, once it started.
+    /// The controller of cluster `name`, once it answered (it may still be starting).
     pub fn controller(&self, name: &str) -> Option<Controller> {
         let members = lock(&self.inner.members);
         let member = members.get(name)?;
@@ -342,13 +349,12 @@ impl Run {
                 self.options.clone(),
                 self.metrics.clone(),
             );
-            let handlers = self
-                .fleet
-                .upgrade()
-                .map(|f| lock(&f.handlers).clone())
-                .unwrap_or_default();
-            for h in handlers {
-                controller.add_handler(h);
+            if let Some(fleet) = self.fleet.upgrade() {
+                let handlers = lock(&fleet.handlers);
+                for h in handlers.iter() {
+                    controller.add_handler(h.clone());
+                }
+                *lock(&self.controller) = Some(controller.clone());
             }
             let started = tokio::select! {
                 r = controller.start() => Some(r),
@@ -360,6 +366,7 @@ impl Run {
                     break;
                 }
                 Some(Err(e)) => {
+                    lock(&self.controller).take();
                     controller.stop().await;
                     self.set(ClusterState::Unreachable(one_line(&e.to_string())));
                     let delay = backoff.next_delay();
@@ -371,7 +378,6 @@ impl Run {
                 Some(Ok(())) => {}
             }
             backoff.reset();
-            *lock(&self.controller) = Some(controller.clone());
             let ready = tokio::select! {
                 () = controller.ready() => true,
                 _ = self.stop.wait_for(|s| *s) => false,

@@ -3,6 +3,7 @@
 mod bad_input;
 mod continuity;
 mod deploy;
+mod fleet;
 mod logs;
 mod run;
 mod story;
