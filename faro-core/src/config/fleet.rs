@@ -1,10 +1,11 @@
 //! The `clusters:` block (several clusters in one process) and `readiness:`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::ResourceRule;
 use super::error::ConfigError;
-use super::raw::RawCluster;
+use super::raw::{RawCluster, RawHa, boolean, whole_number};
 
 /// One cluster of the `clusters:` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +47,128 @@ impl std::str::FromStr for Readiness {
 /// 63, starting and ending with a letter or digit. Cluster names become
 /// directory names and metric labels.
 pub fn is_cluster_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
+    faro_filter::is_dns_label(name)
+}
+
+/// The `ha:` block: replicas that share the work through Leases, with
+/// client-go's leader election timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaConfig {
+    /// Elect a leader (per shard) before writing.
+    pub enabled: bool,
+    /// The Leases' namespace; `None`: the pod's (`POD_NAMESPACE`), else `default`.
+    pub lease_namespace: Option<String>,
+    /// The Lease's name (`<name>-<shard>` with several shards).
+    pub lease_name: String,
+    /// This replica's identity; `None`: the pod name (`POD_NAME`), else the host name.
+    pub identity: Option<String>,
+    /// How long a Lease holds without renewal.
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long steps down.
+    pub renew_deadline: Duration,
+    /// How often a Lease is tried (renewed, or taken when free).
+    pub retry_period: Duration,
+    /// Watch specs split into this many shards, one Lease each.
+    pub shards: u32,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            lease_namespace: None,
+            lease_name: "faro".to_owned(),
+            identity: None,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            shards: 1,
+        }
+    }
+}
+
+pub(crate) fn ha_config(raw: RawHa) -> Result<HaConfig, ConfigError> {
+    let mut out = HaConfig::default();
+    if let Some(v) = &raw.enabled {
+        out.enabled = boolean("ha.enabled", v)?;
+    }
+    if let Some(ns) = raw.lease_namespace {
+        if !faro_filter::is_dns_label(&ns) {
+            return Err(ConfigError::invalid(
+                "ha.lease_namespace",
+                format!(
+                    "{ns:?} is not a namespace name; expected a DNS-1123 label (lowercase letters, digits and '-')"
+                ),
+            ));
+        }
+        out.lease_namespace = Some(ns);
+    }
+    if let Some(name) = raw.lease_name {
+        if !faro_filter::is_dns_subdomain(&name) || name.len() > 240 {
+            return Err(ConfigError::invalid(
+                "ha.lease_name",
+                format!(
+                    "{name:?} is not a Lease name; expected a DNS-1123 subdomain of at most 240 characters"
+                ),
+            ));
+        }
+        out.lease_name = name;
+    }
+    if let Some(identity) = raw.identity {
+        if identity.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "ha.identity",
+                "\"\" is empty; expected this replica's name",
+            ));
+        }
+        out.identity = Some(identity);
+    }
+    for (key, text, slot) in [
+        (
+            "ha.lease_duration",
+            &raw.lease_duration,
+            &mut out.lease_duration,
+        ),
+        (
+            "ha.renew_deadline",
+            &raw.renew_deadline,
+            &mut out.renew_deadline,
+        ),
+        ("ha.retry_period", &raw.retry_period, &mut out.retry_period),
+    ] {
+        if let Some(text) = text {
+            *slot = super::story::duration(key, text)?;
+        }
+    }
+    if out.renew_deadline >= out.lease_duration {
+        return Err(ConfigError::invalid(
+            "ha.renew_deadline",
+            format!(
+                "{:?} is not below ha.lease_duration ({:?}); expected a shorter deadline",
+                out.renew_deadline, out.lease_duration
+            ),
+        ));
+    }
+    if out.retry_period.mul_f64(1.2) >= out.renew_deadline {
+        return Err(ConfigError::invalid(
+            "ha.retry_period",
+            format!(
+                "{:?} leaves no retry before ha.renew_deadline ({:?}); expected under 1/1.2 of it",
+                out.retry_period, out.renew_deadline
+            ),
+        ));
+    }
+    if let Some(v) = &raw.shards {
+        let n = whole_number("ha.shards", v, 1024, "a number of shards")?;
+        if n == 0 {
+            return Err(ConfigError::invalid(
+                "ha.shards",
+                "0 is not a number of shards; expected 1 or more",
+            ));
+        }
+        out.shards = u32::try_from(n).unwrap_or(1);
+    }
+    Ok(out)
 }
 
 /// Checks a cluster's name against the rule and the names before it.

@@ -23,7 +23,7 @@ use faro_filter::{
 
 pub use continuity::{CheckpointConfig, DiffMode, Suppress, UpdatePolicy, UpdatesConfig};
 pub use error::{ConfigError, Invalid};
-pub use fleet::{ClusterConfig, Readiness, is_cluster_name};
+pub use fleet::{ClusterConfig, HaConfig, Readiness, is_cluster_name};
 pub use logs::{LogSince, LogsConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 pub use story::{CorrelationOutputConfig, EventsSince, K8sEventsConfig, LifecycleConfig};
@@ -157,6 +157,8 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     /// With several clusters: whether readiness waits for one or for all.
     pub readiness: Readiness,
+    /// Replicas electing a leader (per shard) through Leases.
+    pub ha: HaConfig,
 }
 
 /// The `plugins:` block.
@@ -312,6 +314,7 @@ impl Default for Config {
             updates: UpdatesConfig::default(),
             clusters: Vec::new(),
             readiness: Readiness::default(),
+            ha: HaConfig::default(),
         }
     }
 }
@@ -492,6 +495,9 @@ impl Config {
             config.readiness = readiness
                 .parse()
                 .map_err(|e: String| ConfigError::invalid("readiness", e))?;
+        }
+        if let Some(ha) = raw.ha {
+            config.ha = fleet::ha_config(ha)?;
         }
         for c in &config.clusters {
             if let Some(rules) = &c.rules {

@@ -32,6 +32,20 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub clusters: Vec<RawCluster>,
     pub readiness: Option<String>,
+    pub ha: Option<RawHa>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHa {
+    pub enabled: Option<Value>,
+    pub lease_namespace: Option<String>,
+    pub lease_name: Option<String>,
+    pub identity: Option<String>,
+    pub lease_duration: Option<String>,
+    pub renew_deadline: Option<String>,
+    pub retry_period: Option<String>,
+    pub shards: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

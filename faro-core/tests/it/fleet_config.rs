@@ -95,3 +95,74 @@ fn bad_clusters_are_one_line_naming_key_value_and_expectation() {
         assert!(!e.contains('\n'), "one line: {e}");
     }
 }
+
+#[test]
+fn ha_defaults_follow_client_go_and_every_key_is_read() {
+    let d = load("resources: []").ha;
+    assert!(!d.enabled);
+    assert_eq!(d.lease_name, "faro");
+    assert_eq!(
+        (d.lease_duration, d.renew_deadline, d.retry_period, d.shards),
+        (
+            std::time::Duration::from_secs(15),
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(2),
+            1
+        )
+    );
+    let c = load(
+        "ha: {enabled: true, lease_namespace: faro-system, lease_name: faro.watch, identity: replica-a, lease_duration: 4s, renew_deadline: 3s, retry_period: 500ms, shards: 4}",
+    )
+    .ha;
+    assert!(c.enabled);
+    assert_eq!(c.lease_namespace.as_deref(), Some("faro-system"));
+    assert_eq!(c.lease_name, "faro.watch");
+    assert_eq!(c.identity.as_deref(), Some("replica-a"));
+    assert_eq!(c.lease_duration, std::time::Duration::from_secs(4));
+    assert_eq!(c.renew_deadline, std::time::Duration::from_secs(3));
+    assert_eq!(c.retry_period, std::time::Duration::from_millis(500));
+    assert_eq!(c.shards, 4);
+}
+
+#[test]
+fn bad_ha_blocks_are_one_line_naming_key_value_and_expectation() {
+    let cases = [
+        (
+            "ha: {shards: 0}",
+            "ha.shards: 0 is not a number of shards; expected 1 or more",
+        ),
+        (
+            "ha: {lease_duration: 10s, renew_deadline: 10s}",
+            "ha.renew_deadline: 10s is not below ha.lease_duration (10s); expected a shorter deadline",
+        ),
+        (
+            "ha: {renew_deadline: 2s, retry_period: 2s}",
+            "ha.retry_period: 2s leaves no retry before ha.renew_deadline (2s)",
+        ),
+        (
+            "ha: {lease_name: Faro_Lease}",
+            "ha.lease_name: \"Faro_Lease\" is not a Lease name",
+        ),
+        (
+            "ha: {lease_namespace: Faro}",
+            "ha.lease_namespace: \"Faro\" is not a namespace name",
+        ),
+        ("ha: {enabled: yes}", "ha.enabled: \"yes\" is not a boolean"),
+        (
+            "ha: {retry_period: soon}",
+            "ha.retry_period: \"soon\" is not a duration",
+        ),
+        (
+            "ha: {leader: x}",
+            "ha.leader: unknown key; expected one of enabled",
+        ),
+    ];
+    for (yaml, start) in cases {
+        let e = error(yaml);
+        assert!(
+            e.starts_with(start),
+            "{yaml}\n  got: {e}\n  expected it to start with: {start}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+}

@@ -3,6 +3,7 @@
 mod discovery;
 mod faults;
 mod fleet;
+mod lease;
 mod logs;
 mod readiness;
 mod runtime;
