@@ -88,7 +88,7 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
     } else {
         common.metrics_addr
     };
-    let session = Session::start(Target::One(client), config, metrics, None).await?;
+    let session = Session::start(Target::One(client), config, metrics, None, None).await?;
     session.wait_ready().await;
     let day = Duration::from_secs(24 * 3600);
     let churn_sim = sim.clone();

@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod events_cmd;
 mod exit;
+mod ha;
 mod http;
 mod kube_client;
 mod logs_cmd;

@@ -145,6 +145,8 @@ pub struct Session {
     pub metrics_url: Option<String>,
     pub ready: Arc<AtomicBool>,
     pub started: Instant,
+    /// Between the watches and the dispatcher when replicas share the work.
+    pub gate: Option<Arc<crate::ha::Gate>>,
 }
 
 impl Session {
@@ -156,12 +158,14 @@ impl Session {
         config: Config,
         metrics: Option<SocketAddr>,
         checkpoint: Option<CheckpointOptions>,
+        writer: Option<Arc<str>>,
     ) -> Result<Session, Failure> {
         let started = Instant::now();
         let watching = match target {
             Target::One(client) => {
                 let options = WatchOptions {
                     checkpoint,
+                    writer: writer.clone().map(|w| (w, 0)),
                     ..WatchOptions::default()
                 };
                 let controller = Controller::with_options(client.clone(), &config, options);
@@ -274,7 +278,17 @@ impl Session {
                     .map_err(|e| Failure::Usage(e.to_string()))?;
             }
         }
-        watching.add_handler(dispatcher.clone());
+        let gate = match writer {
+            Some(_) => {
+                let gate = Arc::new(crate::ha::Gate::new(dispatcher.clone()));
+                watching.add_handler(gate.clone());
+                Some(gate)
+            }
+            None => {
+                watching.add_handler(dispatcher.clone());
+                None
+            }
+        };
         let ready = Arc::new(AtomicBool::new(false));
         let metrics_url = match metrics {
             Some(addr) => {
@@ -332,6 +346,7 @@ impl Session {
             metrics_url,
             ready,
             started,
+            gate,
         })
     }
 
@@ -381,6 +396,12 @@ impl Session {
                 .map(|c| c.metrics().files_written.get()),
             dropped: self.dispatcher.dropped_total(),
             run_seconds: self.started.elapsed().as_secs_f64(),
+            handed_over: self.gate.as_ref().map(|g| {
+                (
+                    g.replayed.load(Ordering::Relaxed),
+                    g.dropped.load(Ordering::Relaxed),
+                )
+            }),
         }
     }
 }
@@ -415,6 +436,9 @@ pub struct Summary {
     pub correlation_files: Option<u64>,
     pub dropped: u64,
     pub run_seconds: f64,
+    /// With `ha.enabled`: held events written at takeovers, and held events
+    /// dropped past the bound.
+    pub handed_over: Option<(u64, u64)>,
 }
 
 impl Summary {
@@ -437,6 +461,10 @@ impl Summary {
         }
         if let Some(n) = self.correlation_files {
             out["correlationFiles"] = n.into();
+        }
+        if let Some((replayed, dropped)) = self.handed_over {
+            out["heldWritten"] = replayed.into();
+            out["heldDropped"] = dropped.into();
         }
         out.to_string()
     }
@@ -569,11 +597,40 @@ async fn announce_clusters(fleet: faro_watch::Fleet) {
 
 /// `faro run`.
 pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Failure> {
-    let checkpoint = checkpoint_options(&config, fresh)?;
     let target = target(common, &config).await?;
+    let ha = config.ha.clone();
+    let (checkpoint, writer, ha_client) = if ha.enabled {
+        let Target::One(client) = &target else {
+            return Err(Failure::Usage(
+                "ha.enabled: with several clusters is not built yet; expected one cluster"
+                    .to_owned(),
+            ));
+        };
+        if ha.shards > 1 {
+            return Err(Failure::Usage(format!(
+                "ha.shards: {} shards are not built yet; expected 1",
+                ha.shards
+            )));
+        }
+        // Progress is handed over through the Lease, not kept on local disk.
+        let identity: Arc<str> = Arc::from(crate::ha::identity(&ha));
+        (None, Some(identity), Some(client.clone()))
+    } else {
+        (checkpoint_options(&config, fresh)?, None, None)
+    };
     let metrics = metrics_addr(common, &config);
     let auto = config.auto_shutdown_sec.map(Duration::from_secs);
-    let session = Session::start(target, config, metrics, checkpoint).await?;
+    let session = Session::start(target, config, metrics, checkpoint, writer).await?;
+    let election = match (&session.gate, ha_client) {
+        (Some(gate), Some(client)) => Some(crate::ha::Ha::start(
+            client,
+            &ha,
+            gate.clone(),
+            session.dispatcher.clone(),
+            session.ready.clone(),
+        )),
+        _ => None,
+    };
     let announcer = match &session.watching {
         Watching::Fleet(f) => Some(tokio::spawn(announce_clusters(f.clone()))),
         Watching::One(_) => None,
@@ -626,6 +683,9 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
         a.abort();
     }
     let summary = session.stop().await;
+    if let Some(election) = election {
+        election.stop().await;
+    }
     println!("FARO_SUMMARY: {}", summary.json());
     tracing::info!(
         "wrote {} ADDED, {} UPDATED, {} DELETED in {:.1} s ({} dropped)",

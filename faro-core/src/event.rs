@@ -99,6 +99,9 @@ struct EventData {
     correlation: Option<Arc<str>>,
     changes: Option<Arc<Changes>>,
     cluster: Option<Arc<str>>,
+    informer: Option<Arc<str>>,
+    writer: Option<Arc<str>>,
+    shard: Option<u32>,
     /// The event's serialised form, made at most once and shared by every
     /// consumer that needs it (the plugin envelope).
     serialized: OnceLock<Arc<[u8]>>,
@@ -129,6 +132,9 @@ impl MatchedEvent {
                 correlation: None,
                 changes: None,
                 cluster: None,
+                informer: None,
+                writer: None,
+                shard: None,
                 serialized: OnceLock::new(),
             },
         }
@@ -151,6 +157,9 @@ impl MatchedEvent {
             correlation: d.correlation.clone(),
             changes: d.changes.clone(),
             cluster: d.cluster.clone(),
+            informer: d.informer.clone(),
+            writer: d.writer.clone(),
+            shard: d.shard,
             serialized: OnceLock::new(),
         }))
     }
@@ -226,6 +235,22 @@ impl MatchedEvent {
     pub fn cluster(&self) -> Option<&Arc<str>> {
         self.0.cluster.as_ref()
     }
+
+    /// The watch that saw it (`v1/configmaps ns=shop …`), for progress kept
+    /// per watch; its events come in resourceVersion order.
+    pub fn informer(&self) -> Option<&Arc<str>> {
+        self.0.informer.as_ref()
+    }
+
+    /// The replica that writes it, when replicas share the work.
+    pub fn writer(&self) -> Option<&Arc<str>> {
+        self.0.writer.as_ref()
+    }
+
+    /// The shard it belongs to, when replicas share the work.
+    pub fn shard(&self) -> Option<u32> {
+        self.0.shard
+    }
 }
 
 /// What changed in an UPDATED, against the previous state Faro kept.
@@ -286,6 +311,21 @@ impl MatchedEventBuilder {
     #[must_use]
     pub fn cluster(mut self, cluster: Option<Arc<str>>) -> Self {
         self.data.cluster = cluster;
+        self
+    }
+
+    /// The watch that saw it.
+    #[must_use]
+    pub fn informer(mut self, informer: Option<Arc<str>>) -> Self {
+        self.data.informer = informer;
+        self
+    }
+
+    /// The replica that writes it and its shard.
+    #[must_use]
+    pub fn writer(mut self, writer: Option<Arc<str>>, shard: Option<u32>) -> Self {
+        self.data.writer = writer;
+        self.data.shard = shard;
         self
     }
 

@@ -30,6 +30,10 @@ struct Envelope<'a> {
     changed_paths: Option<Option<&'a [String]>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer: Option<&'a str>,
     object: &'a faro_core::DynamicObject,
 }
 
@@ -52,6 +56,8 @@ pub fn envelope(event: &MatchedEvent) -> Vec<u8> {
         correlation: event.correlation().map(|c| &**c),
         changed_paths: changed_paths(event),
         patch: event.changes().and_then(|c| c.patch.as_ref()),
+        shard: event.shard(),
+        writer: event.writer().map(|w| &**w),
         object: event.object(),
     };
     serde_json::to_vec(&envelope).unwrap_or_default()
@@ -85,6 +91,10 @@ struct Line<'a> {
     labels: Option<&'a BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "is_empty")]
     annotations: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    writer: Option<&'a str>,
 }
 
 /// `changedPaths`: absent when no diff was asked for, `null` when the
@@ -117,6 +127,8 @@ pub fn json_line(event: &MatchedEvent, out: &mut Vec<u8>) {
         patch: event.changes().and_then(|c| c.patch.as_ref()),
         labels: meta.labels.as_ref(),
         annotations: meta.annotations.as_ref(),
+        shard: event.shard(),
+        writer: event.writer().map(|w| &**w),
     };
     if serde_json::to_writer(&mut *out, &line).is_ok() {
         out.push(b'\n');

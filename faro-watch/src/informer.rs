@@ -114,7 +114,7 @@ impl Subscriber {
 pub(crate) struct InformerShared {
     pub key: InformerKey,
     pub scope: Option<Scope>,
-    label: String,
+    label: Arc<str>,
     pub subscribers: RwLock<Arc<Vec<Subscriber>>>,
     pub status: Mutex<Status>,
     pub stop: watch::Sender<bool>,
@@ -139,7 +139,7 @@ pub(crate) struct Status {
 impl InformerShared {
     pub fn new(key: InformerKey, scope: Option<Scope>) -> Self {
         Self {
-            label: key.to_string(),
+            label: Arc::from(key.to_string()),
             key,
             scope,
             subscribers: RwLock::new(Arc::new(Vec::new())),
@@ -302,7 +302,7 @@ impl Informer {
                 .get_or_create(&[("gvr", gvr_label.clone()), ("type", t.as_str().to_owned())])
                 .clone()
         };
-        let informer = [("informer", shared.label.clone())];
+        let informer = [("informer", shared.label.to_string())];
         let counters = Counters {
             added: event(EventType::Added),
             updated: event(EventType::Updated),
@@ -530,7 +530,7 @@ impl Informer {
         }
         let state = lock(&self.shared.status).state;
         self.env.metrics.set_state(Some(state.as_str()), None);
-        let informer = [("informer", self.shared.label.clone())];
+        let informer = [("informer", self.shared.label.to_string())];
         self.env.metrics.tracked.remove(&informer);
         self.env.metrics.last_event.remove(&informer);
     }
@@ -886,7 +886,12 @@ impl Informer {
             };
             let mut builder = MatchedEvent::builder(c.event_type, resource.gvr.clone(), c.object)
                 .correlation(correlation)
-                .cluster(self.env.options.cluster.clone());
+                .cluster(self.env.options.cluster.clone())
+                .informer(Some(self.shared.label.clone()))
+                .writer(
+                    self.env.options.writer.as_ref().map(|(w, _)| w.clone()),
+                    self.env.options.writer.as_ref().map(|(_, s)| *s),
+                );
             if let Some(rv) = c.inferred {
                 builder = builder.inferred(rv);
             }

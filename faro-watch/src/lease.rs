@@ -6,12 +6,39 @@
 //! the resourceVersion read, so two replicas never both win; a leader that
 //! stops releases the Lease so that a standby takes over at once.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
+
+/// The Lease annotation that carries the leader's durable progress.
+pub const PROGRESS: &str = "faro.io/progress";
+
+/// The progress annotation of a Lease, from one [`LeaderElector`].
+#[derive(Clone)]
+pub struct LeaseProgress {
+    publish: Arc<Mutex<Option<String>>>,
+    observed: watch::Receiver<Option<String>>,
+}
+
+impl LeaseProgress {
+    /// Written with the next renewal, and with the release, while leading.
+    pub fn publish(&self, text: String) {
+        *lock(&self.publish) = Some(text);
+    }
+
+    /// The annotation as last read from the Lease; changes as it does.
+    pub fn observed(&self) -> watch::Receiver<Option<String>> {
+        self.observed.clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Where the Lease is and how it is held.
 #[derive(Debug, Clone)]
@@ -45,6 +72,10 @@ pub struct LeaderElector {
     api: Api<Lease>,
     config: ElectionConfig,
     leading: watch::Sender<bool>,
+    /// What the leader writes into the Lease's progress annotation.
+    publish: Arc<Mutex<Option<String>>>,
+    /// The progress annotation as last read.
+    progress: watch::Sender<Option<String>>,
     /// The record last read or written, and when this replica saw it change.
     observed: Option<(Observed, Instant)>,
 }
@@ -82,8 +113,45 @@ impl LeaderElector {
             api: Api::namespaced(client, &config.namespace),
             config,
             leading: watch::Sender::new(false),
+            publish: Arc::default(),
+            progress: watch::Sender::new(None),
             observed: None,
         }
+    }
+
+    /// The progress carried in the Lease (annotation [`PROGRESS`]): what
+    /// the leader publishes with each renewal and with its release, and
+    /// what every replica last read. Standbys use it to know what the
+    /// leader has durably written.
+    pub fn progress(&self) -> LeaseProgress {
+        LeaseProgress {
+            publish: self.publish.clone(),
+            observed: self.progress.subscribe(),
+        }
+    }
+
+    fn annotate(&self, lease: &mut Lease) {
+        if let Some(text) = lock(&self.publish).clone() {
+            lease
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(PROGRESS.to_owned(), text);
+        }
+    }
+
+    fn read_progress(&self, lease: &Lease) {
+        let text = lease
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PROGRESS))
+            .cloned();
+        self.progress.send_if_modified(|p| {
+            let changed = *p != text;
+            *p = text;
+            changed
+        });
     }
 
     /// True while this replica holds the Lease.
@@ -184,7 +252,7 @@ impl LeaderElector {
             }
         };
         let Some(mut lease) = current else {
-            let lease = Lease {
+            let mut lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.config.name.clone()),
                     namespace: Some(self.config.namespace.clone()),
@@ -192,6 +260,7 @@ impl LeaderElector {
                 },
                 spec: Some(spec(&record)),
             };
+            self.annotate(&mut lease);
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(created) => {
                     self.observed = Some((Observed::of(&created), Instant::now()));
@@ -200,6 +269,7 @@ impl LeaderElector {
                 Err(_) => false,
             };
         };
+        self.read_progress(&lease);
         let old = Observed::of(&lease);
         if self.observed.as_ref().is_none_or(|(o, _)| *o != old) {
             self.observed = Some((old.clone(), Instant::now()));
@@ -217,6 +287,9 @@ impl LeaderElector {
             record.transitions = old.transitions + 1;
         }
         lease.spec = Some(spec(&record));
+        if self.is_leader() {
+            self.annotate(&mut lease);
+        }
         match self
             .api
             .replace(&self.config.name, &PostParams::default(), &lease)
@@ -254,6 +327,7 @@ impl LeaderElector {
             renew: Some(stamp),
             transitions: old.transitions,
         }));
+        self.annotate(&mut lease);
         match self
             .api
             .replace(&self.config.name, &PostParams::default(), &lease)

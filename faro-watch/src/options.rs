@@ -42,6 +42,9 @@ pub struct WatchOptions {
     /// The cluster's name, set on every record when Faro watches clusters
     /// by name; `None` for a single unnamed cluster.
     pub cluster: Option<std::sync::Arc<str>>,
+    /// This replica's identity and shard, set on every event when replicas
+    /// share the work; `None` alone.
+    pub writer: Option<(std::sync::Arc<str>, u32)>,
 }
 
 impl Default for WatchOptions {
@@ -57,6 +60,7 @@ impl Default for WatchOptions {
             logs: crate::logs::LogOptions::default(),
             checkpoint: None,
             cluster: None,
+            writer: None,
         }
     }
 }

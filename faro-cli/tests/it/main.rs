@@ -4,6 +4,7 @@ mod bad_input;
 mod continuity;
 mod deploy;
 mod fleet;
+mod ha;
 mod logs;
 mod run;
 mod story;
