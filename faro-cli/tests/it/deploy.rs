@@ -128,3 +128,46 @@ fn the_container_logs_overlay_adds_get_on_pods_log_and_a_logs_block() {
     assert_eq!(logs.max_streams, 1000);
     assert!(!logs.container_matches("istio-proxy") && logs.container_matches("app"));
 }
+
+#[test]
+fn the_ha_overlay_runs_two_replicas_with_a_lease_role_in_faro_s_namespace_only() {
+    let Some(docs) = render("deploy/overlays/ha") else {
+        return;
+    };
+    let base = render("deploy").expect("the base renders too");
+    assert_eq!(rules(&docs), rules(&base), "the ClusterRole is the base's");
+    let roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Role").collect();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], "faro");
+    let role_rules = roles[0]["rules"].as_array().unwrap();
+    assert_eq!(role_rules.len(), 1);
+    assert_eq!(
+        strings(&role_rules[0]["apiGroups"]),
+        ["coordination.k8s.io"]
+    );
+    assert_eq!(strings(&role_rules[0]["resources"]), ["leases"]);
+    assert_eq!(
+        strings(&role_rules[0]["verbs"]),
+        ["get", "create", "update"]
+    );
+    let binding = docs.iter().find(|d| d["kind"] == "RoleBinding").unwrap();
+    assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], "faro");
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let env = strings(
+        &deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].clone())
+            .collect::<Value>(),
+    );
+    assert_eq!(env, ["POD_NAME", "POD_NAMESPACE"]);
+    assert!(!docs.iter().any(|d| d["kind"] == "PersistentVolumeClaim"));
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let yaml = config["data"]["faro.yaml"].as_str().unwrap();
+    let config = faro_core::Config::from_yaml(yaml, "overlay ConfigMap").expect("it loads");
+    assert!(config.ha.enabled);
+    assert_eq!(config.ha.lease_name, "faro");
+}
