@@ -1,29 +1,42 @@
-//! Replicas sharing the work through a Lease (`ha.enabled`): the leader
-//! writes; a standby keeps its watches warm and holds what it sees until
-//! the progress the leader publishes in the Lease covers it; a standby that
-//! takes over writes, in order, what it holds and the leader had not
-//! written, then everything it sees.
+//! Replicas sharing the work through Leases (`ha:`): events are split into
+//! `shards` by a stable hash of (GVR, namespace); each shard has a Lease,
+//! and only its holder writes the shard's events. Every replica keeps its
+//! watches warm and holds the events of the shards it does not lead until
+//! the progress their leader publishes in the Lease covers them; a replica
+//! that takes a shard over writes, in order, what it holds and the leader
+//! had not written, then everything of that shard it sees.
 //!
-//! Progress is, per watch, the highest resourceVersion handed to the
-//! sinks before a flush that made it durable (a watch's events come in
+//! Progress is, per shard and watch, the highest resourceVersion handed to
+//! the sinks before a flush that made it durable (a watch's events come in
 //! resourceVersion order), published with every renewal and with the
 //! release. A leader that dies leaves its last published progress: what it
 //! wrote after it is written again by the new leader (counted); one that
 //! stops releases with its final progress, so nothing is written twice.
+//!
+//! With several shards, each replica also renews a membership Lease, so
+//! that the live replicas are known: a replica takes a free shard only
+//! while it holds fewer than ⌈shards / replicas⌉ (and, when some replica
+//! holds fewer than ⌊shards / replicas⌋, only if it does too), and the
+//! replica holding the most hands one over while another has too few.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use faro_core::config::HaConfig;
 use faro_core::{DurableMark, EventHandler, HandlerError, LogRecord, MatchedEvent, Record};
 use faro_dispatch::Dispatcher;
-use faro_watch::{ElectionConfig, LeaderElector, LeaseProgress};
+use faro_watch::{ElectionConfig, LeaderElector, LeaseProgress, StepDown};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, ListParams};
 use tokio::sync::{Mutex, watch};
 
 /// Events a standby holds at most; beyond, the oldest go (counted).
 const HELD_MAX: usize = 1_000_000;
+
+/// The label that groups the Leases of one `ha.lease_name`.
+const GROUP: &str = "faro.io/lease-group";
 
 /// The identity of this replica: `ha.identity`, else `POD_NAME`, else the
 /// host name.
@@ -52,23 +65,34 @@ pub fn lease_namespace(ha: &HaConfig) -> String {
         .unwrap_or_else(|| "default".to_owned())
 }
 
+/// The Lease of `shard`: `lease_name` alone with one shard.
+fn shard_lease(ha: &HaConfig, shard: u32) -> String {
+    if ha.shards <= 1 {
+        ha.lease_name.clone()
+    } else {
+        format!("{}-{shard}", ha.lease_name)
+    }
+}
+
 /// Stands between the watches and the dispatcher.
 pub struct Gate {
     inner: Dispatcher,
-    state: Mutex<GateState>,
+    shards: Vec<Mutex<ShardState>>,
     /// Held events dropped past [`HELD_MAX`].
     pub dropped: AtomicU64,
     /// Held events written at a takeover.
     pub replayed: AtomicU64,
+    /// Shards led, for logs and Event records (which have no shard).
+    led: AtomicU64,
 }
 
 #[derive(Default)]
-struct GateState {
+struct ShardState {
     leading: bool,
     held: VecDeque<MatchedEvent>,
     /// Per watch, the highest resourceVersion handed on while leading.
     forwarded: BTreeMap<String, u64>,
-    /// Per watch, what the leader last published as written.
+    /// Per watch, what the shard's leader last published as written.
     progress: BTreeMap<String, u64>,
 }
 
@@ -85,16 +109,22 @@ fn covered(progress: &BTreeMap<String, u64>, event: &MatchedEvent) -> bool {
 }
 
 impl Gate {
-    pub fn new(inner: Dispatcher) -> Self {
+    pub fn new(inner: Dispatcher, shards: u32) -> Self {
         Self {
             inner,
-            state: Mutex::default(),
+            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             dropped: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            led: AtomicU64::new(0),
         }
     }
 
-    async fn forward(&self, s: &mut GateState, event: &MatchedEvent) -> Result<(), HandlerError> {
+    fn shard(&self, event: &MatchedEvent) -> &Mutex<ShardState> {
+        let i = event.shard().unwrap_or(0) as usize;
+        &self.shards[i.min(self.shards.len() - 1)]
+    }
+
+    async fn forward(&self, s: &mut ShardState, event: &MatchedEvent) -> Result<(), HandlerError> {
         if let (Some(informer), Some(rv)) = (event.informer(), rv(event)) {
             let at = s.forwarded.entry(informer.to_string()).or_default();
             *at = (*at).max(rv);
@@ -102,9 +132,10 @@ impl Gate {
         self.inner.on_matched(event).await
     }
 
-    /// Takes over: writes what is held and not covered, then passes everything on.
-    pub async fn lead(&self) {
-        let mut s = self.state.lock().await;
+    /// Takes `shard` over: writes what is held and not covered, then passes
+    /// its events on.
+    pub async fn lead(&self, shard: u32) {
+        let mut s = self.shards[shard as usize].lock().await;
         let held = std::mem::take(&mut s.held);
         for event in held {
             if covered(&s.progress, &event) {
@@ -116,30 +147,44 @@ impl Gate {
             }
         }
         s.leading = true;
+        self.led.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Stops writing: from now on events are held.
-    pub async fn follow(&self) {
-        self.state.lock().await.leading = false;
+    /// Stops writing `shard`: from now on its events are held.
+    pub async fn follow(&self, shard: u32) {
+        let mut s = self.shards[shard as usize].lock().await;
+        if s.leading {
+            s.leading = false;
+            self.led.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
-    /// The leader's published progress: held events it covers are let go.
-    pub async fn set_progress(&self, progress: BTreeMap<String, u64>) {
-        let mut s = self.state.lock().await;
+    /// The published progress of `shard`: held events it covers are let go.
+    pub async fn set_progress(&self, shard: u32, progress: BTreeMap<String, u64>) {
+        let mut s = self.shards[shard as usize].lock().await;
         s.held.retain(|e| !covered(&progress, e));
         s.progress = progress;
     }
 
-    /// What to publish: the progress before this replica led, raised by
-    /// what it handed on since. Only durable after a flush that follows.
-    pub async fn progress(&self) -> BTreeMap<String, u64> {
-        let s = self.state.lock().await;
+    /// What to publish for `shard`: the progress before this replica led
+    /// it, raised by what it handed on since. Durable after a flush that
+    /// follows.
+    pub async fn progress(&self, shard: u32) -> Option<BTreeMap<String, u64>> {
+        let s = self.shards[shard as usize].lock().await;
+        if !s.leading {
+            return None;
+        }
         let mut out = s.progress.clone();
         for (k, v) in &s.forwarded {
             let at = out.entry(k.clone()).or_default();
             *at = (*at).max(*v);
         }
-        out
+        Some(out)
+    }
+
+    /// Logs and records have no shard: the replica leading any writes them.
+    fn leads_any(&self) -> bool {
+        self.led.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -150,7 +195,7 @@ impl EventHandler for Gate {
     }
 
     async fn on_matched(&self, event: &MatchedEvent) -> Result<(), HandlerError> {
-        let mut s = self.state.lock().await;
+        let mut s = self.shard(event).lock().await;
         if s.leading {
             return self.forward(&mut s, event).await;
         }
@@ -165,21 +210,21 @@ impl EventHandler for Gate {
     }
 
     async fn on_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
-        if self.state.lock().await.leading {
+        if self.leads_any() {
             return self.inner.on_log(record).await;
         }
         Ok(())
     }
 
     async fn on_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
-        if self.state.lock().await.leading {
+        if self.leads_any() {
             return self.inner.on_logs(records).await;
         }
         Ok(())
     }
 
     async fn on_record(&self, record: &Record) -> Result<(), HandlerError> {
-        if self.state.lock().await.leading {
+        if self.leads_any() {
             return self.inner.on_record(record).await;
         }
         Ok(())
@@ -190,105 +235,291 @@ impl EventHandler for Gate {
     }
 }
 
+/// How many shards this replica may lead, from the Leases it sees.
+#[derive(Debug, Clone, Copy, Default)]
+struct Share {
+    /// ⌈shards / live replicas⌉.
+    most: usize,
+    /// ⌊shards / live replicas⌋.
+    least: usize,
+    /// Shards this replica leads.
+    mine: usize,
+    /// Some live replica leads fewer than `least`.
+    someone_short: bool,
+}
+
 /// The running election of one replica.
 pub struct Ha {
     pub gate: Arc<Gate>,
-    progress: LeaseProgress,
+    progress: Vec<LeaseProgress>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    elector: tokio::task::JoinHandle<()>,
+    electors: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Ha {
     /// Starts electing; prints `FARO_HA: leading` / `FARO_HA: following`
-    /// as this replica's role changes.
-    /// Progress is published only once `ready` (every initial list handed
-    /// on), since a list's events do not come in resourceVersion order.
+    /// (with `shard N` when there are several) as this replica's role
+    /// changes. Progress is published only once `ready` (every initial list
+    /// handed on), since a list's events do not come in resourceVersion order.
     pub fn start(
         client: kube::Client,
         ha: &HaConfig,
         gate: Arc<Gate>,
         dispatcher: Dispatcher,
-        ready: Arc<std::sync::atomic::AtomicBool>,
+        ready: Arc<AtomicBool>,
     ) -> Ha {
-        let config = ElectionConfig {
-            namespace: lease_namespace(ha),
-            name: ha.lease_name.clone(),
-            identity: identity(ha),
-            lease_duration: ha.lease_duration,
-            renew_deadline: ha.renew_deadline,
-            retry_period: ha.retry_period,
+        let namespace = lease_namespace(ha);
+        let me = identity(ha);
+        let sharded = ha.shards > 1;
+        let labels: BTreeMap<String, String> = [(GROUP.to_owned(), ha.lease_name.clone())].into();
+        let share = Arc::new(StdMutex::new(Share::default()));
+        let may_take: faro_watch::AcquirePolicy = {
+            let share = share.clone();
+            Arc::new(move || {
+                let s = *share
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.mine < s.most && (s.mine < s.least || !s.someone_short)
+            })
         };
-        let elector = LeaderElector::new(client, config);
-        let progress = elector.progress();
-        let mut leading = elector.leading();
         let (stop, stop_rx) = watch::channel(false);
-        let elector = tokio::spawn(elector.run(stop_rx));
         let mut tasks = Vec::new();
-        let g = gate.clone();
-        tasks.push(tokio::spawn(async move {
-            println!("FARO_HA: following");
-            while leading.changed().await.is_ok() {
-                if *leading.borrow_and_update() {
-                    g.lead().await;
-                    println!("FARO_HA: leading");
+        let mut electors = Vec::new();
+        let mut progress = Vec::new();
+        let mut step_downs: Vec<StepDown> = Vec::new();
+        let mut leading_all = Vec::new();
+        for shard in 0..ha.shards.max(1) {
+            let mut elector = LeaderElector::new(
+                client.clone(),
+                ElectionConfig {
+                    namespace: namespace.clone(),
+                    name: shard_lease(ha, shard),
+                    identity: me.clone(),
+                    lease_duration: ha.lease_duration,
+                    renew_deadline: ha.renew_deadline,
+                    retry_period: ha.retry_period,
+                    labels: labels.clone(),
+                },
+            );
+            if sharded {
+                elector = elector.with_policy(may_take.clone());
+            }
+            let p = elector.progress();
+            progress.push(p.clone());
+            step_downs.push(elector.step_down());
+            let mut leading = elector.leading();
+            leading_all.push(elector.leading());
+            electors.push(tokio::spawn(elector.run(stop_rx.clone())));
+            let g = gate.clone();
+            let role = move |what: &str| {
+                if sharded {
+                    println!("FARO_HA: {what} shard {shard}");
                 } else {
-                    g.follow().await;
-                    println!("FARO_HA: following");
+                    println!("FARO_HA: {what}");
                 }
-            }
-        }));
+            };
+            tasks.push(tokio::spawn(async move {
+                role("following");
+                while leading.changed().await.is_ok() {
+                    if *leading.borrow_and_update() {
+                        g.lead(shard).await;
+                        role("leading");
+                    } else {
+                        g.follow(shard).await;
+                        role("following");
+                    }
+                }
+            }));
+            let g = gate.clone();
+            let mut observed = p.observed();
+            tasks.push(tokio::spawn(async move {
+                while observed.changed().await.is_ok() {
+                    let text = observed.borrow_and_update().clone();
+                    let parsed: BTreeMap<String, u64> = text
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default();
+                    g.set_progress(shard, parsed).await;
+                }
+            }));
+        }
         let g = gate.clone();
-        let mut observed = progress.observed();
-        tasks.push(tokio::spawn(async move {
-            while observed.changed().await.is_ok() {
-                let text = observed.borrow_and_update().clone();
-                let parsed: BTreeMap<String, u64> = text
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or_default();
-                g.set_progress(parsed).await;
-            }
-        }));
-        let g = gate.clone();
-        let p = progress.clone();
+        let publishers = progress.clone();
         let retry = ha.retry_period;
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(retry).await;
-                if !ready.load(Ordering::SeqCst) || !g.state.lock().await.leading {
+                if !ready.load(Ordering::SeqCst) {
                     continue;
                 }
                 // Taken before the flush: what was handed on is durable after it.
-                let snapshot = g.progress().await;
-                if dispatcher.flush().await.is_ok() {
-                    publish(&p, &snapshot);
+                let mut snapshots = Vec::new();
+                for (shard, p) in publishers.iter().enumerate() {
+                    if let Some(s) = g.progress(shard as u32).await {
+                        snapshots.push((p, s));
+                    }
+                }
+                if !snapshots.is_empty() && dispatcher.flush().await.is_ok() {
+                    for (p, s) in snapshots {
+                        publish(p, &s);
+                    }
                 }
             }
         }));
+        if sharded {
+            // This replica's membership, and the share it may lead.
+            let member = LeaderElector::new(
+                client.clone(),
+                ElectionConfig {
+                    namespace: namespace.clone(),
+                    name: format!("{}-member-{}", ha.lease_name, lease_suffix(&me)),
+                    identity: me.clone(),
+                    lease_duration: ha.lease_duration,
+                    renew_deadline: ha.renew_deadline,
+                    retry_period: ha.retry_period,
+                    labels: [
+                        (GROUP.to_owned(), ha.lease_name.clone()),
+                        ("faro.io/member".to_owned(), "true".to_owned()),
+                    ]
+                    .into(),
+                },
+            );
+            electors.push(tokio::spawn(member.run(stop_rx.clone())));
+            tasks.push(tokio::spawn(balance(
+                Api::namespaced(client, &namespace),
+                ha.clone(),
+                me,
+                share,
+                leading_all,
+                step_downs,
+            )));
+        }
         Ha {
             gate,
             progress,
             stop,
             tasks,
-            elector,
+            electors,
         }
     }
 
     /// After the watches stopped and the dispatcher drained: publishes the
-    /// final progress and releases the Lease (bounded in time).
+    /// final progress and releases the Leases (bounded in time).
     pub async fn stop(self) {
         for t in &self.tasks {
             t.abort();
         }
-        if self.gate.state.lock().await.leading {
-            publish(&self.progress, &self.gate.progress().await);
+        for (shard, p) in self.progress.iter().enumerate() {
+            if let Some(s) = self.gate.progress(shard as u32).await {
+                publish(p, &s);
+            }
         }
         self.stop.send_replace(true);
-        if tokio::time::timeout(Duration::from_secs(5), self.elector)
+        for e in self.electors {
+            if tokio::time::timeout(Duration::from_secs(5), e)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a Lease was not released within 5 s");
+            }
+        }
+    }
+}
+
+/// A Lease name part from an identity: lowercase, other characters as `-`.
+fn lease_suffix(identity: &str) -> String {
+    let s: String = identity
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '-' | '.') => c,
+            _ => '-',
+        })
+        .collect();
+    s.trim_matches(|c| c == '-' || c == '.')
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// Every retry period: counts the live replicas (valid membership Leases)
+/// and who leads how many shards, sets this replica's share, and hands a
+/// shard over when this replica leads the most while another is short.
+async fn balance(
+    api: Api<Lease>,
+    ha: HaConfig,
+    me: String,
+    share: Arc<StdMutex<Share>>,
+    leading: Vec<watch::Receiver<bool>>,
+    step_downs: Vec<StepDown>,
+) {
+    let shards = ha.shards as usize;
+    let mut last_give = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(ha.retry_period).await;
+        let Ok(list) = api
+            .list(&ListParams::default().labels(&format!("{GROUP}={}", ha.lease_name)))
             .await
-            .is_err()
+        else {
+            continue;
+        };
+        let now = jiff::Timestamp::now();
+        let valid = |l: &Lease| -> Option<String> {
+            let spec = l.spec.as_ref()?;
+            let holder = spec.holder_identity.clone().filter(|h| !h.is_empty())?;
+            let renew = spec.renew_time.as_ref()?.0;
+            let duration = jiff::SignedDuration::from_secs(i64::from(
+                spec.lease_duration_seconds.unwrap_or(0),
+            ));
+            (renew + duration > now).then_some(holder)
+        };
+        let is_member = |l: &Lease| {
+            l.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|m| m.contains_key("faro.io/member"))
+        };
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for l in list.items.iter().filter(|l| is_member(l)) {
+            if let Some(h) = valid(l) {
+                counts.entry(h).or_default();
+            }
+        }
+        counts.entry(me.clone()).or_default();
+        for l in list.items.iter().filter(|l| !is_member(l)) {
+            if let Some(h) = valid(l)
+                && let Some(n) = counts.get_mut(&h)
+            {
+                *n += 1;
+            }
+        }
+        let mine = leading.iter().filter(|l| *l.borrow()).count();
+        counts.insert(me.clone(), mine);
+        let live = counts.len().max(1);
+        let least = shards / live;
+        let most = shards.div_ceil(live);
+        let someone_short = counts.values().any(|n| *n < least);
+        // The replica leading the most (the highest identity among equals)
+        // gives one shard at a time while another is short.
+        let top = counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+            .map(|(k, _)| k.clone());
+        let give_one = someone_short && mine > least && top.as_deref() == Some(me.as_str());
+        *share
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Share {
+            most,
+            least,
+            mine,
+            someone_short,
+        };
+        if (give_one || mine > most)
+            && last_give.elapsed() >= ha.lease_duration
+            && let Some(i) = (0..leading.len()).rev().find(|i| *leading[*i].borrow())
         {
-            tracing::warn!("the Lease was not released within 5 s");
+            tracing::info!(shard = i, "handing a shard over to balance the replicas");
+            step_downs[i].request();
+            last_give = tokio::time::Instant::now();
         }
     }
 }

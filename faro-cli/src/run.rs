@@ -158,14 +158,14 @@ impl Session {
         config: Config,
         metrics: Option<SocketAddr>,
         checkpoint: Option<CheckpointOptions>,
-        writer: Option<Arc<str>>,
+        writer: Option<(Arc<str>, u32)>,
     ) -> Result<Session, Failure> {
         let started = Instant::now();
         let watching = match target {
             Target::One(client) => {
                 let options = WatchOptions {
                     checkpoint,
-                    writer: writer.clone().map(|w| (w, 0)),
+                    writer: writer.clone(),
                     ..WatchOptions::default()
                 };
                 let controller = Controller::with_options(client.clone(), &config, options);
@@ -278,9 +278,9 @@ impl Session {
                     .map_err(|e| Failure::Usage(e.to_string()))?;
             }
         }
-        let gate = match writer {
-            Some(_) => {
-                let gate = Arc::new(crate::ha::Gate::new(dispatcher.clone()));
+        let gate = match &writer {
+            Some((_, shards)) => {
+                let gate = Arc::new(crate::ha::Gate::new(dispatcher.clone(), *shards));
                 watching.add_handler(gate.clone());
                 Some(gate)
             }
@@ -606,15 +606,9 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
                     .to_owned(),
             ));
         };
-        if ha.shards > 1 {
-            return Err(Failure::Usage(format!(
-                "ha.shards: {} shards are not built yet; expected 1",
-                ha.shards
-            )));
-        }
-        // Progress is handed over through the Lease, not kept on local disk.
+        // Progress is handed over through the Leases, not kept on local disk.
         let identity: Arc<str> = Arc::from(crate::ha::identity(&ha));
-        (None, Some(identity), Some(client.clone()))
+        (None, Some((identity, ha.shards)), Some(client.clone()))
     } else {
         (checkpoint_options(&config, fresh)?, None, None)
     };

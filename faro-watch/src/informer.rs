@@ -884,13 +884,21 @@ impl Informer {
                 Some(w) => w.clone(),
                 None => self.env.owners.of_object(&c.object).await,
             };
+            let writer = self.env.options.writer.as_ref().map(|(w, shards)| {
+                let shard = faro_core::config::shard_of(
+                    &self.gvr_label,
+                    c.object.metadata.namespace.as_deref(),
+                    *shards,
+                );
+                (w.clone(), shard)
+            });
             let mut builder = MatchedEvent::builder(c.event_type, resource.gvr.clone(), c.object)
                 .correlation(correlation)
                 .cluster(self.env.options.cluster.clone())
                 .informer(Some(self.shared.label.clone()))
                 .writer(
-                    self.env.options.writer.as_ref().map(|(w, _)| w.clone()),
-                    self.env.options.writer.as_ref().map(|(_, s)| *s),
+                    writer.as_ref().map(|(w, _)| w.clone()),
+                    writer.as_ref().map(|(_, s)| *s),
                 );
             if let Some(rv) = c.inferred {
                 builder = builder.inferred(rv);

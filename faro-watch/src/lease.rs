@@ -55,6 +55,22 @@ pub struct ElectionConfig {
     pub renew_deadline: Duration,
     /// How often the Lease is tried (2 s), stretched by up to 20 %.
     pub retry_period: Duration,
+    /// Labels the Lease is created with (to list a group of Leases).
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// Whether this replica may take a Lease it does not hold now.
+pub type AcquirePolicy = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Asks a leading [`LeaderElector`] to release its Lease and follow.
+#[derive(Clone)]
+pub struct StepDown(watch::Sender<u64>);
+
+impl StepDown {
+    /// Releases at the elector's next turn, when it leads.
+    pub fn request(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
 }
 
 /// Elects a leader among replicas sharing a Lease.
@@ -76,6 +92,8 @@ pub struct LeaderElector {
     publish: Arc<Mutex<Option<String>>>,
     /// The progress annotation as last read.
     progress: watch::Sender<Option<String>>,
+    policy: Option<AcquirePolicy>,
+    step_down: watch::Sender<u64>,
     /// The record last read or written, and when this replica saw it change.
     observed: Option<(Observed, Instant)>,
 }
@@ -115,8 +133,23 @@ impl LeaderElector {
             leading: watch::Sender::new(false),
             publish: Arc::default(),
             progress: watch::Sender::new(None),
+            policy: None,
+            step_down: watch::Sender::new(0),
             observed: None,
         }
+    }
+
+    /// Takes a Lease it does not hold only when `policy` says so (a share
+    /// of shards, say); renewing a held one is never refused.
+    #[must_use]
+    pub fn with_policy(mut self, policy: AcquirePolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// A handle that makes the leader release its Lease and follow.
+    pub fn step_down(&self) -> StepDown {
+        StepDown(self.step_down.clone())
     }
 
     /// The progress carried in the Lease (annotation [`PROGRESS`]): what
@@ -181,6 +214,7 @@ impl LeaderElector {
     /// Acquires, renews and steps down until `stop` turns true; then, if
     /// leading, releases the Lease.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut step_down = self.step_down.subscribe();
         loop {
             // Following: try every retry period until the Lease is ours.
             loop {
@@ -201,12 +235,19 @@ impl LeaderElector {
                 "became the leader"
             );
             self.leading.send_replace(true);
+            step_down.borrow_and_update();
             // Leading: renew every retry period; past the deadline, step down.
             let mut renewed = Instant::now();
             let stopping = loop {
-                tokio::select! {
-                    () = tokio::time::sleep(self.config.retry_period) => {}
+                let asked = tokio::select! {
+                    () = tokio::time::sleep(self.config.retry_period) => false,
                     _ = stop.wait_for(|s| *s) => break true,
+                    _ = step_down.changed() => true,
+                };
+                if asked {
+                    self.leading.send_replace(false);
+                    self.release().await;
+                    break false;
                 }
                 let left = self.config.renew_deadline.saturating_sub(renewed.elapsed());
                 let ok = tokio::time::timeout(left, self.try_acquire_or_renew())
@@ -218,11 +259,16 @@ impl LeaderElector {
                     break false;
                 }
             };
-            self.leading.send_replace(false);
             if stopping {
+                self.leading.send_replace(false);
                 self.release().await;
                 return;
             }
+            let released = !*self.leading.borrow();
+            if released {
+                continue;
+            }
+            self.leading.send_replace(false);
             tracing::warn!(
                 lease = %self.config.name,
                 identity = %self.config.identity,
@@ -251,11 +297,16 @@ impl LeaderElector {
                 return false;
             }
         };
+        let refused = |me: &Self| me.policy.as_ref().is_some_and(|p| !p());
         let Some(mut lease) = current else {
+            if refused(self) {
+                return false;
+            }
             let mut lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.config.name.clone()),
                     namespace: Some(self.config.namespace.clone()),
+                    labels: (!self.config.labels.is_empty()).then(|| self.config.labels.clone()),
                     ..ObjectMeta::default()
                 },
                 spec: Some(spec(&record)),
@@ -278,6 +329,9 @@ impl LeaderElector {
             seen.elapsed() < Duration::from_secs(u64::try_from(o.duration_seconds).unwrap_or(0))
         });
         if !old.holder.is_empty() && valid && !self.is_leader() {
+            return false;
+        }
+        if !self.is_leader() && refused(self) {
             return false;
         }
         if self.is_leader() {

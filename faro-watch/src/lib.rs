@@ -55,7 +55,7 @@ pub use discovery::{Discovery, Resolution, ResolvedResource};
 pub use error::WatchError;
 pub use fleet::{ClusterState, ClusterStatus, Fleet};
 pub use informer::{InformerKey, InformerState};
-pub use lease::{ElectionConfig, LeaderElector, LeaseProgress, PROGRESS};
+pub use lease::{AcquirePolicy, ElectionConfig, LeaderElector, LeaseProgress, PROGRESS, StepDown};
 pub use logs::{LogOptions, LogStreamCounts};
 pub use metrics::WatchMetrics;
 pub use options::{ListStrategy, WatchOptions};

@@ -42,8 +42,8 @@ pub struct WatchOptions {
     /// The cluster's name, set on every record when Faro watches clusters
     /// by name; `None` for a single unnamed cluster.
     pub cluster: Option<std::sync::Arc<str>>,
-    /// This replica's identity and shard, set on every event when replicas
-    /// share the work; `None` alone.
+    /// This replica's identity and the number of shards, set on every
+    /// event (with its shard) when replicas share the work; `None` alone.
     pub writer: Option<(std::sync::Arc<str>, u32)>,
 }
 

@@ -148,7 +148,7 @@ fn the_ha_overlay_runs_two_replicas_with_a_lease_role_in_faro_s_namespace_only()
     assert_eq!(strings(&role_rules[0]["resources"]), ["leases"]);
     assert_eq!(
         strings(&role_rules[0]["verbs"]),
-        ["get", "create", "update"]
+        ["get", "list", "create", "update"]
     );
     let binding = docs.iter().find(|d| d["kind"] == "RoleBinding").unwrap();
     assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);

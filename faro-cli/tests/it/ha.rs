@@ -240,3 +240,209 @@ async fn only_the_leader_writes_and_takeovers_lose_nothing() {
     let (code, _) = c.stop().await;
     assert_eq!(code, 0);
 }
+
+fn sharded_config(dir: &TempDir, identity: &str) -> PathBuf {
+    dir.file(
+        "faro.yaml",
+        &format!(
+            "resources:\n  - gvr: v1/configmaps\n    name_pattern: \"^(old|c)-\"\nha:\n  enabled: true\n  lease_namespace: default\n  identity: {identity}\n  lease_duration: 2s\n  renew_deadline: 1500ms\n  retry_period: 250ms\n  shards: 4\n"
+        ),
+    )
+}
+
+/// Who holds each shard's Lease.
+fn holders(sim: &faro_sim::Sim) -> Vec<Option<String>> {
+    (0..4)
+        .map(|s| {
+            sim.get(
+                "coordination.k8s.io/v1",
+                "Lease",
+                Some("default"),
+                &format!("faro-{s}"),
+            )
+            .ok()
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+/// How many shards each replica holds, sorted; `None` while a shard is free.
+fn split(sim: &faro_sim::Sim) -> Option<Vec<(String, usize)>> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for h in holders(sim) {
+        *counts.entry(h?).or_default() += 1;
+    }
+    Some(counts.into_iter().collect())
+}
+
+async fn until_split(
+    sim: &faro_sim::Sim,
+    what: &str,
+    within: Duration,
+    ok: impl Fn(&[(String, usize)]) -> bool,
+) {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(s) = split(sim)
+            && ok(&s)
+        {
+            return;
+        }
+        assert!(Instant::now() < end, "{what}: {:?}", split(sim));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn shares(s: &[(String, usize)]) -> Vec<usize> {
+    let mut v: Vec<usize> = s.iter().map(|(_, n)| *n).collect();
+    v.sort_unstable();
+    v
+}
+
+/// `(namespace/name, rv)` → writers, with every line's shard and writer checked.
+fn written(files: &[(&str, &Path)]) -> BTreeMap<(String, String), Vec<String>> {
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (identity, path) in files {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        for l in whole.lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let ns = v["namespace"].as_str().unwrap();
+            assert_eq!(v["writer"], *identity, "{l}");
+            assert_eq!(
+                v["shard"],
+                faro_core::config::shard_of("v1/configmaps", Some(ns), 4),
+                "{l}"
+            );
+            out.entry((
+                format!("{ns}/{}", v["name"].as_str().unwrap()),
+                v["resourceVersion"].as_str().unwrap().to_owned(),
+            ))
+            .or_default()
+            .push((*identity).to_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_shards_spread_over_the_replicas_and_move_when_one_dies() {
+    let sim = std::sync::Arc::new(sim().await);
+    // Namespaces until every shard has two.
+    let mut namespaces: Vec<String> = Vec::new();
+    let mut per_shard = [0usize; 4];
+    for i in 0.. {
+        if per_shard.iter().all(|n| *n >= 2) {
+            break;
+        }
+        let ns = format!("s-{i}");
+        let shard = faro_core::config::shard_of("v1/configmaps", Some(&ns), 4) as usize;
+        if per_shard[shard] >= 2 {
+            continue;
+        }
+        per_shard[shard] += 1;
+        sim.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+        sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "old-0", "namespace": ns}}))
+            .unwrap();
+        namespaces.push(ns);
+    }
+    let dirs = [TempDir::new(), TempDir::new(), TempDir::new()];
+    let spawn = |i: usize, identity: &str| {
+        spawn_run_with(&sim, &sharded_config(&dirs[i], identity), &dirs[i], &[])
+    };
+    let mut a = spawn(0, "a");
+    let mut b = spawn(1, "b");
+    let file_a = PathBuf::from(a.line("FARO_JSON_FILE:").await);
+    let file_b = PathBuf::from(b.line("FARO_JSON_FILE:").await);
+    until_split(
+        &sim,
+        "two replicas split 2/2",
+        Duration::from_secs(15),
+        |s| s.len() == 2 && shares(s) == [2, 2],
+    )
+    .await;
+
+    // Changes in every namespace, all along.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer_sim = sim.clone();
+    let writer_ns = namespaces.clone();
+    let changes = tokio::spawn(async move {
+        let mut done = Vec::new();
+        let mut k = 0;
+        while !*stop_rx.borrow() {
+            for ns in &writer_ns {
+                let o = writer_sim
+                    .create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": format!("c-{k}"), "namespace": ns}}))
+                    .unwrap();
+                done.push((format!("{ns}/c-{k}"), rv(&o)));
+            }
+            k += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        done
+    });
+    // A third replica joins: 2/1/1 within a few lease periods.
+    let mut c = spawn(2, "c");
+    let file_c = PathBuf::from(c.line("FARO_JSON_FILE:").await);
+    until_split(
+        &sim,
+        "three replicas split 2/1/1",
+        Duration::from_secs(15),
+        |s| s.len() == 3 && shares(s) == [1, 1, 2],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_kill = written(&[("a", &file_a), ("b", &file_b), ("c", &file_c)]);
+    let twice_before: Vec<_> = before_kill.iter().filter(|(_, w)| w.len() > 1).collect();
+    assert!(
+        twice_before.is_empty(),
+        "shards handed over gracefully write nothing twice: {twice_before:?}"
+    );
+
+    // The replica holding two dies: its shards move to the others.
+    let split_now = split(&sim).unwrap();
+    let (victim, _) = split_now.iter().find(|(_, n)| *n == 2).unwrap().clone();
+    let killed = match victim.as_str() {
+        "a" => &a,
+        "b" => &b,
+        _ => &c,
+    };
+    killed.signal("KILL");
+    let survivors: Vec<&str> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|r| *r != victim)
+        .collect();
+    until_split(
+        &sim,
+        "the survivors take every shard",
+        Duration::from_secs(10),
+        |s| s.iter().all(|(h, _)| survivors.contains(&h.as_str())) && shares(s) == [2, 2],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_tx.send_replace(true);
+    let done = changes.await.unwrap();
+    let all = [("a", file_a.as_path()), ("b", &file_b), ("c", &file_c)];
+    wait_for("every change written", Duration::from_secs(15), || {
+        let w = written(&all);
+        done.iter()
+            .all(|(key, rv)| w.contains_key(&(key.clone(), rv.clone())))
+    })
+    .await;
+    let w = written(&all);
+    let twice = w.values().filter(|writers| writers.len() > 1).count();
+    assert!(twice <= 100, "{twice} changes written twice");
+    for (_, writers) in w.iter().filter(|(_, w)| w.len() > 1) {
+        assert!(
+            writers.contains(&victim),
+            "only the dead replica's work is written twice: {writers:?}"
+        );
+    }
+    eprintln!("{} changes, {twice} written twice", done.len());
+    for r in [&mut a, &mut b, &mut c] {
+        let _ = r.child.start_kill();
+    }
+}

@@ -50,6 +50,24 @@ pub fn is_cluster_name(name: &str) -> bool {
     faro_filter::is_dns_label(name)
 }
 
+/// The shard of `(gvr, namespace)` among `shards`: FNV-1a over
+/// `gvr` `/` `namespace`, the same in every replica and every version.
+pub fn shard_of(gvr: &str, namespace: Option<&str>, shards: u32) -> u32 {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in gvr
+        .bytes()
+        .chain(std::iter::once(b'/'))
+        .chain(namespace.unwrap_or("").bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    u32::try_from(h % u64::from(shards)).unwrap_or(0)
+}
+
 /// The `ha:` block: replicas that share the work through Leases, with
 /// client-go's leader election timing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use faro_filter::{
 
 pub use continuity::{CheckpointConfig, DiffMode, Suppress, UpdatePolicy, UpdatesConfig};
 pub use error::{ConfigError, Invalid};
-pub use fleet::{ClusterConfig, HaConfig, Readiness, is_cluster_name};
+pub use fleet::{ClusterConfig, HaConfig, Readiness, is_cluster_name, shard_of};
 pub use logs::{LogSince, LogsConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 pub use story::{CorrelationOutputConfig, EventsSince, K8sEventsConfig, LifecycleConfig};

@@ -20,6 +20,7 @@ fn config(identity: &str) -> ElectionConfig {
         lease_duration: Duration::from_secs(2),
         renew_deadline: Duration::from_millis(1500),
         retry_period: Duration::from_millis(250),
+        labels: Default::default(),
     }
 }
 
