@@ -146,7 +146,7 @@ pub struct Session {
     pub ready: Arc<AtomicBool>,
     pub started: Instant,
     /// Between the watches and the dispatcher when replicas share the work.
-    pub gate: Option<Arc<crate::ha::Gate>>,
+    pub gate: Option<Arc<faro_watch::Gate>>,
 }
 
 impl Session {
@@ -280,7 +280,10 @@ impl Session {
         }
         let gate = match &writer {
             Some((_, shards)) => {
-                let gate = Arc::new(crate::ha::Gate::new(dispatcher.clone(), *shards));
+                let gate = Arc::new(faro_watch::Gate::new(
+                    crate::ha::writer(&dispatcher),
+                    *shards,
+                ));
                 watching.add_handler(gate.clone());
                 Some(gate)
             }
@@ -396,12 +399,7 @@ impl Session {
                 .map(|c| c.metrics().files_written.get()),
             dropped: self.dispatcher.dropped_total(),
             run_seconds: self.started.elapsed().as_secs_f64(),
-            handed_over: self.gate.as_ref().map(|g| {
-                (
-                    g.replayed.load(Ordering::Relaxed),
-                    g.dropped.load(Ordering::Relaxed),
-                )
-            }),
+            handed_over: self.gate.as_ref().map(|g| g.handed_over()),
         }
     }
 }
@@ -607,7 +605,7 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
             ));
         };
         // Progress is handed over through the Leases, not kept on local disk.
-        let identity: Arc<str> = Arc::from(crate::ha::identity(&ha));
+        let identity: Arc<str> = Arc::from(faro_watch::default_identity(&ha));
         (None, Some((identity, ha.shards)), Some(client.clone()))
     } else {
         (checkpoint_options(&config, fresh)?, None, None)
@@ -616,11 +614,10 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
     let auto = config.auto_shutdown_sec.map(Duration::from_secs);
     let session = Session::start(target, config, metrics, checkpoint, writer).await?;
     let election = match (&session.gate, ha_client) {
-        (Some(gate), Some(client)) => Some(crate::ha::Ha::start(
+        (Some(gate), Some(client)) => Some(crate::ha::start(
             client,
             &ha,
             gate.clone(),
-            session.dispatcher.clone(),
             session.ready.clone(),
         )),
         _ => None,
@@ -677,8 +674,9 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
         a.abort();
     }
     let summary = session.stop().await;
-    if let Some(election) = election {
-        election.stop().await;
+    if let Some((replicas, announcer)) = election {
+        replicas.stop().await;
+        announcer.abort();
     }
     println!("FARO_SUMMARY: {}", summary.json());
     tracing::info!(

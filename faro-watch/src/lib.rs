@@ -45,6 +45,7 @@ mod metrics;
 mod narrative;
 mod options;
 mod owners;
+mod replicas;
 mod updates;
 mod workload;
 
@@ -60,4 +61,5 @@ pub use logs::{LogOptions, LogStreamCounts};
 pub use metrics::WatchMetrics;
 pub use options::{ListStrategy, WatchOptions};
 pub use owners::OwnerIndex;
+pub use replicas::{Gate, Replicas, default_identity, default_lease_namespace};
 pub use updates::{UpdateTracker, changed_paths};
