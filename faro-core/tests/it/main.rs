@@ -21,6 +21,18 @@ pub fn specs(yaml: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each YAML configuration fails with one line starting as given.
+pub fn refused(cases: &[(&str, &str)]) {
+    for (yaml, start) in cases {
+        let e = error(yaml);
+        assert!(
+            e.starts_with(start),
+            "{yaml}\n  got: {e}\n  expected it to start with: {start}"
+        );
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+}
+
 /// The error text of a YAML configuration that must fail.
 pub fn error(yaml: &str) -> String {
     match faro_core::Config::from_yaml(yaml, "faro.yaml") {
