@@ -83,8 +83,6 @@ pub struct Gate {
     dropped: AtomicU64,
     /// Held events written at a takeover.
     replayed: AtomicU64,
-    /// Shards led, for logs and Event records (which have no shard).
-    led: AtomicU64,
 }
 
 #[derive(Default)]
@@ -117,7 +115,6 @@ impl Gate {
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
             dropped: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
-            led: AtomicU64::new(0),
         }
     }
 
@@ -149,16 +146,11 @@ impl Gate {
             }
         }
         s.leading = true;
-        self.led.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Stops writing `shard`: from now on its events are held.
     pub(crate) async fn follow(&self, shard: u32) {
-        let mut s = self.shards[shard as usize].lock().await;
-        if s.leading {
-            s.leading = false;
-            self.led.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.shards[shard as usize].lock().await.leading = false;
     }
 
     /// The published progress of `shard`: held events it covers are let go.
@@ -192,9 +184,21 @@ impl Gate {
         )
     }
 
-    /// Logs and records have no shard: the replica leading any writes them.
-    fn leads_any(&self) -> bool {
-        self.led.load(Ordering::SeqCst) > 0
+    /// Whether this replica leads the shard of (`gvr`, `namespace`): log
+    /// lines and lifecycle records go with their pod's shard, Event records
+    /// with the Event's. They are not held: a takeover writes them from then on.
+    async fn leads(&self, gvr: &str, namespace: Option<&str>) -> bool {
+        let shard = faro_core::config::shard_of(gvr, namespace, self.shards.len() as u32);
+        self.shards[shard as usize].lock().await.leading
+    }
+
+    async fn leads_record(&self, record: &Record) -> bool {
+        let namespace = record.subject().split_once('/').map(|(ns, _)| ns);
+        let gvr = match record.kind() {
+            faro_core::RecordKind::K8sEvent => "v1/events",
+            _ => "v1/pods",
+        };
+        self.leads(gvr, namespace).await
     }
 }
 
@@ -220,21 +224,28 @@ impl EventHandler for Gate {
     }
 
     async fn on_log(&self, record: &LogRecord) -> Result<(), HandlerError> {
-        if self.leads_any() {
+        if self
+            .leads("v1/pods", Some(&record.source().namespace))
+            .await
+        {
             return self.inner.on_log(record).await;
         }
         Ok(())
     }
 
     async fn on_logs(&self, records: &[LogRecord]) -> Result<(), HandlerError> {
-        if self.leads_any() {
+        // One batch is one container's lines.
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        if self.leads("v1/pods", Some(&first.source().namespace)).await {
             return self.inner.on_logs(records).await;
         }
         Ok(())
     }
 
     async fn on_record(&self, record: &Record) -> Result<(), HandlerError> {
-        if self.leads_any() {
+        if self.leads_record(record).await {
             return self.inner.on_record(record).await;
         }
         Ok(())
@@ -553,5 +564,153 @@ async fn balance(
 fn publish(progress: &LeaseProgress, snapshot: &BTreeMap<String, u64>) {
     if let Ok(text) = serde_json::to_string(snapshot) {
         progress.publish(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faro_core::{ContainerRef, ContainerType, Gvr, RecordKind, RecordParts};
+    use serde_json::json;
+
+    /// Remembers what it was handed, as short strings.
+    #[derive(Default)]
+    struct Seen(StdMutex<Vec<String>>);
+
+    impl Seen {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl EventHandler for Seen {
+        fn name(&self) -> &str {
+            "seen"
+        }
+        async fn on_matched(&self, e: &MatchedEvent) -> Result<(), HandlerError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("event {} {}", e.key(), e.resource_version()));
+            Ok(())
+        }
+        async fn on_log(&self, r: &LogRecord) -> Result<(), HandlerError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("log {}", r.source().namespace));
+            Ok(())
+        }
+        async fn on_record(&self, r: &Record) -> Result<(), HandlerError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("record {}", r.subject()));
+            Ok(())
+        }
+    }
+
+    const SHARDS: u32 = 4;
+
+    /// A namespace of `shard` for `gvr`.
+    fn namespace_of(gvr: &str, shard: u32) -> String {
+        (0..)
+            .map(|i| format!("ns-{i}"))
+            .find(|ns| faro_core::config::shard_of(gvr, Some(ns), SHARDS) == shard)
+            .unwrap()
+    }
+
+    fn event(ns: &str, name: &str, rv: u64) -> MatchedEvent {
+        let object = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": rv.to_string()}}))
+        .unwrap();
+        MatchedEvent::builder(
+            faro_core::EventType::Updated,
+            Arc::new(Gvr::parse("v1/configmaps").unwrap()),
+            Arc::new(object),
+        )
+        .informer(Some(Arc::from("v1/configmaps")))
+        .writer(
+            Some(Arc::from("me")),
+            Some(faro_core::config::shard_of(
+                "v1/configmaps",
+                Some(ns),
+                SHARDS,
+            )),
+        )
+        .build()
+    }
+
+    #[tokio::test]
+    async fn held_events_covered_by_the_leader_s_progress_are_let_go_the_rest_written_on_takeover()
+    {
+        let seen = Arc::new(Seen::default());
+        let gate = Gate::new(seen.clone(), SHARDS);
+        let ns = namespace_of("v1/configmaps", 1);
+        for rv in [10, 11, 12, 13] {
+            gate.on_matched(&event(&ns, "a", rv)).await.unwrap();
+        }
+        assert!(seen.take().is_empty(), "a follower writes nothing");
+        gate.set_progress(1, [("v1/configmaps".to_owned(), 11)].into())
+            .await;
+        // Another shard's progress covers nothing of this one.
+        gate.set_progress(2, [("v1/configmaps".to_owned(), 99)].into())
+            .await;
+        gate.lead(1).await;
+        assert_eq!(
+            seen.take(),
+            [format!("event {ns}/a 12"), format!("event {ns}/a 13")]
+        );
+        assert_eq!(gate.handed_over(), (2, 0));
+        gate.on_matched(&event(&ns, "a", 14)).await.unwrap();
+        assert_eq!(seen.take(), [format!("event {ns}/a 14")]);
+        assert_eq!(
+            gate.progress(1).await,
+            Some([("v1/configmaps".to_owned(), 14)].into())
+        );
+        assert_eq!(gate.progress(2).await, None, "not led, nothing to publish");
+        gate.follow(1).await;
+        gate.on_matched(&event(&ns, "a", 15)).await.unwrap();
+        assert!(seen.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn log_lines_and_records_go_with_their_namespace_s_shard() {
+        let seen = Arc::new(Seen::default());
+        let gate = Gate::new(seen.clone(), SHARDS);
+        gate.lead(3).await;
+        let (mine, other) = (namespace_of("v1/pods", 3), namespace_of("v1/pods", 0));
+        for ns in [&mine, &other] {
+            let source = Arc::new(ContainerRef {
+                namespace: Arc::from(ns.as_str()),
+                pod: Arc::from("p"),
+                pod_uid: Arc::from("u"),
+                container: Arc::from("c"),
+                container_type: ContainerType::Regular,
+                correlation: None,
+                cluster: None,
+            });
+            let line = LogRecord::builder(source, 0, "2026-12-01T10:00:00Z", "hello").build();
+            gate.on_log(&line).await.unwrap();
+            let record = Record::new(
+                RecordParts {
+                    kind: RecordKind::Lifecycle,
+                    subject: format!("{ns}/p"),
+                    severity: "Normal",
+                    reason: "Started".into(),
+                    narrative: "started".into(),
+                    correlation: None,
+                    observed_at: jiff::Timestamp::UNIX_EPOCH,
+                    cluster: None,
+                },
+                "{}".into(),
+            );
+            gate.on_record(&record).await.unwrap();
+        }
+        assert_eq!(
+            seen.take(),
+            [format!("log {mine}"), format!("record {mine}/p")]
+        );
     }
 }
