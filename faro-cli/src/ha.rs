@@ -1,6 +1,7 @@
 //! `faro run` with `ha.enabled`: the replica's elections, announced on
 //! stdout as `FARO_HA: leading` / `FARO_HA: following` (with `shard N`
-//! when there are several) whenever its role changes.
+//! when there are several, and `cluster C` with several clusters) whenever
+//! its role changes.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -13,9 +14,11 @@ use faro_watch::{Gate, Replicas};
 pub fn start(
     client: kube::Client,
     ha: &HaConfig,
+    cluster: Option<&str>,
     gate: Arc<Gate>,
     ready: Arc<AtomicBool>,
 ) -> (Replicas, tokio::task::JoinHandle<()>) {
+    let cluster = cluster.map(|c| format!(" cluster {c}")).unwrap_or_default();
     let identity = faro_watch::default_identity(ha);
     let namespace = faro_watch::default_lease_namespace(ha);
     let replicas = Replicas::start(client, ha, &identity, &namespace, gate, ready);
@@ -24,13 +27,13 @@ pub fn start(
     let announcer = tokio::spawn(async move {
         let mut said: Vec<bool> = roles.borrow_and_update().clone();
         for shard in 0..said.len() {
-            say(sharded, shard, false);
+            say(sharded, shard, false, &cluster);
         }
         while roles.changed().await.is_ok() {
             let now = roles.borrow_and_update().clone();
             for (shard, (was, is)) in said.iter().zip(&now).enumerate() {
                 if was != is {
-                    say(sharded, shard, *is);
+                    say(sharded, shard, *is, &cluster);
                 }
             }
             said = now;
@@ -39,12 +42,12 @@ pub fn start(
     (replicas, announcer)
 }
 
-fn say(sharded: bool, shard: usize, leading: bool) {
+fn say(sharded: bool, shard: usize, leading: bool, cluster: &str) {
     let role = if leading { "leading" } else { "following" };
     if sharded {
-        println!("FARO_HA: {role} shard {shard}");
+        println!("FARO_HA: {role} shard {shard}{cluster}");
     } else {
-        println!("FARO_HA: {role}");
+        println!("FARO_HA: {role}{cluster}");
     }
 }
 

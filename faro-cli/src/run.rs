@@ -145,8 +145,9 @@ pub struct Session {
     pub metrics_url: Option<String>,
     pub ready: Arc<AtomicBool>,
     pub started: Instant,
-    /// Between the watches and the dispatcher when replicas share the work.
-    pub gate: Option<Arc<faro_watch::Gate>>,
+    /// Between the watches and the dispatcher when replicas share the work:
+    /// one, or one per cluster (by name).
+    pub gates: Vec<(Option<String>, Arc<faro_watch::Gate>)>,
 }
 
 impl Session {
@@ -161,10 +162,11 @@ impl Session {
         writer: Option<(Arc<str>, u32)>,
     ) -> Result<Session, Failure> {
         let started = Instant::now();
+        let mut pending: Vec<ClusterTarget> = Vec::new();
         let watching = match target {
             Target::One(client) => {
                 let options = WatchOptions {
-                    checkpoint,
+                    checkpoint: checkpoint.clone(),
                     writer: writer.clone(),
                     ..WatchOptions::default()
                 };
@@ -173,22 +175,9 @@ impl Session {
                 Watching::One(controller)
             }
             Target::Clusters(clusters) => {
-                let fleet = Fleet::new(config.readiness);
-                for c in clusters {
-                    // Each cluster records its progress in a directory of its own.
-                    let checkpoint = checkpoint.clone().map(|o| CheckpointOptions {
-                        directory: o.directory.join(&c.name),
-                        ..o
-                    });
-                    let options = WatchOptions {
-                        checkpoint,
-                        ..WatchOptions::default()
-                    };
-                    fleet
-                        .add_cluster(&c.name, c.client, &c.config, options)
-                        .map_err(|e| Failure::Usage(format!("clusters: {}: {e}", c.name)))?;
-                }
-                Watching::Fleet(fleet)
+                // The clusters are added once the handlers exist (below).
+                pending = clusters;
+                Watching::Fleet(Fleet::new(config.readiness))
             }
         };
         let dispatcher = Dispatcher::new(DispatcherOptions {
@@ -278,20 +267,48 @@ impl Session {
                     .map_err(|e| Failure::Usage(e.to_string()))?;
             }
         }
-        let gate = match &writer {
-            Some((_, shards)) => {
-                let gate = Arc::new(faro_watch::Gate::new(
-                    crate::ha::writer(&dispatcher),
-                    *shards,
-                ));
-                watching.add_handler(gate.clone());
-                Some(gate)
-            }
-            None => {
-                watching.add_handler(dispatcher.clone());
-                None
-            }
+        // With replicas, each cluster has a gate of its own.
+        let mut gates: Vec<(Option<String>, Arc<faro_watch::Gate>)> = Vec::new();
+        let new_gate = |shards: u32| {
+            Arc::new(faro_watch::Gate::new(
+                crate::ha::writer(&dispatcher),
+                shards,
+            ))
         };
+        match (&watching, &writer) {
+            (Watching::One(_), Some((_, shards))) => {
+                let gate = new_gate(*shards);
+                watching.add_handler(gate.clone());
+                gates.push((None, gate));
+            }
+            (Watching::Fleet(_), Some(_)) => {}
+            (_, None) => watching.add_handler(dispatcher.clone()),
+        }
+        if let Watching::Fleet(fleet) = &watching {
+            for c in pending {
+                // Each cluster records its progress in a directory of its own.
+                let checkpoint = checkpoint.clone().map(|o| CheckpointOptions {
+                    directory: o.directory.join(&c.name),
+                    ..o
+                });
+                let options = WatchOptions {
+                    checkpoint,
+                    writer: writer.clone(),
+                    ..WatchOptions::default()
+                };
+                let own: Vec<Arc<dyn faro_core::EventHandler>> = match &writer {
+                    Some((_, shards)) => {
+                        let gate = new_gate(*shards);
+                        gates.push((Some(c.name.clone()), gate.clone()));
+                        vec![gate]
+                    }
+                    None => Vec::new(),
+                };
+                fleet
+                    .add_cluster_with(&c.name, c.client, &c.config, options, own)
+                    .map_err(|e| Failure::Usage(format!("clusters: {}: {e}", c.name)))?;
+            }
+        }
         let ready = Arc::new(AtomicBool::new(false));
         let metrics_url = match metrics {
             Some(addr) => {
@@ -349,7 +366,7 @@ impl Session {
             metrics_url,
             ready,
             started,
-            gate,
+            gates,
         })
     }
 
@@ -399,7 +416,12 @@ impl Session {
                 .map(|c| c.metrics().files_written.get()),
             dropped: self.dispatcher.dropped_total(),
             run_seconds: self.started.elapsed().as_secs_f64(),
-            handed_over: self.gate.as_ref().map(|g| g.handed_over()),
+            handed_over: (!self.gates.is_empty()).then(|| {
+                self.gates.iter().fold((0, 0), |(r, d), (_, g)| {
+                    let (r2, d2) = g.handed_over();
+                    (r + r2, d + d2)
+                })
+            }),
         }
     }
 }
@@ -597,31 +619,38 @@ async fn announce_clusters(fleet: faro_watch::Fleet) {
 pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Failure> {
     let target = target(common, &config).await?;
     let ha = config.ha.clone();
-    let (checkpoint, writer, ha_client) = if ha.enabled {
-        let Target::One(client) = &target else {
-            return Err(Failure::Usage(
-                "ha.enabled: with several clusters is not built yet; expected one cluster"
-                    .to_owned(),
-            ));
-        };
+    let (checkpoint, writer) = if ha.enabled {
         // Progress is handed over through the Leases, not kept on local disk.
         let identity: Arc<str> = Arc::from(faro_watch::default_identity(&ha));
-        (None, Some((identity, ha.shards)), Some(client.clone()))
+        (None, Some((identity, ha.shards)))
     } else {
-        (checkpoint_options(&config, fresh)?, None, None)
+        (checkpoint_options(&config, fresh)?, None)
+    };
+    // Each cluster's Leases live in that cluster.
+    let clients: Vec<(Option<String>, kube::Client)> = match &target {
+        Target::One(client) => vec![(None, client.clone())],
+        Target::Clusters(list) => list
+            .iter()
+            .map(|c| (Some(c.name.clone()), c.client.clone()))
+            .collect(),
     };
     let metrics = metrics_addr(common, &config);
     let auto = config.auto_shutdown_sec.map(Duration::from_secs);
     let session = Session::start(target, config, metrics, checkpoint, writer).await?;
-    let election = match (&session.gate, ha_client) {
-        (Some(gate), Some(client)) => Some(crate::ha::start(
-            client,
-            &ha,
-            gate.clone(),
-            session.ready.clone(),
-        )),
-        _ => None,
-    };
+    let elections: Vec<_> = session
+        .gates
+        .iter()
+        .filter_map(|(cluster, gate)| {
+            let (_, client) = clients.iter().find(|(c, _)| c == cluster)?;
+            Some(crate::ha::start(
+                client.clone(),
+                &ha,
+                cluster.as_deref(),
+                gate.clone(),
+                session.ready.clone(),
+            ))
+        })
+        .collect();
     let announcer = match &session.watching {
         Watching::Fleet(f) => Some(tokio::spawn(announce_clusters(f.clone()))),
         Watching::One(_) => None,
@@ -674,7 +703,7 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
         a.abort();
     }
     let summary = session.stop().await;
-    if let Some((replicas, announcer)) = election {
+    for (replicas, announcer) in elections {
         replicas.stop().await;
         announcer.abort();
     }

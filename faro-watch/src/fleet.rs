@@ -136,7 +136,20 @@ impl Fleet {
         name: &str,
         client: kube::Client,
         config: &Config,
+        options: WatchOptions,
+    ) -> Result<(), WatchError> {
+        self.add_cluster_with(name, client, config, options, Vec::new())
+    }
+
+    /// [`Fleet::add_cluster`] with handlers of this cluster alone (besides
+    /// the fleet's), there from its first event: a gate of its own, say.
+    pub fn add_cluster_with(
+        &self,
+        name: &str,
+        client: kube::Client,
+        config: &Config,
         mut options: WatchOptions,
+        handlers: Vec<Arc<dyn EventHandler>>,
     ) -> Result<(), WatchError> {
         let mut members = lock(&self.inner.members);
         if members.contains_key(name) {
@@ -148,6 +161,7 @@ impl Fleet {
         options.cluster = Some(name.clone());
         let state = Arc::new(Mutex::new(ClusterState::Connecting));
         let controller = Arc::new(Mutex::new(None));
+        let handlers = Arc::new(Mutex::new(handlers));
         let metrics = WatchMetrics::default();
         let (stop, stop_rx) = watch::channel(false);
         let run = Run {
@@ -159,6 +173,7 @@ impl Fleet {
             metrics: metrics.clone(),
             state: state.clone(),
             controller: controller.clone(),
+            handlers,
             stop: stop_rx,
         };
         let task = tokio::spawn(run.run());
@@ -294,6 +309,7 @@ struct Run {
     metrics: WatchMetrics,
     state: Arc<Mutex<ClusterState>>,
     controller: Arc<Mutex<Option<Controller>>>,
+    handlers: Arc<Mutex<Vec<Arc<dyn EventHandler>>>>,
     stop: watch::Receiver<bool>,
 }
 
@@ -351,7 +367,7 @@ impl Run {
             );
             if let Some(fleet) = self.fleet.upgrade() {
                 let handlers = lock(&fleet.handlers);
-                for h in handlers.iter() {
+                for h in handlers.iter().chain(lock(&self.handlers).iter()) {
                     controller.add_handler(h.clone());
                 }
                 *lock(&self.controller) = Some(controller.clone());

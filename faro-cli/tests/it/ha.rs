@@ -446,3 +446,80 @@ async fn four_shards_spread_over_the_replicas_and_move_when_one_dies() {
         let _ = r.child.start_kill();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_over_two_clusters_elect_in_each_and_hand_both_over() {
+    let (eu, us) = (sim().await, sim().await);
+    for s in [&eu, &us] {
+        s.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+            .unwrap();
+    }
+    let config = |dir: &TempDir, identity: &str| {
+        dir.file(
+            "faro.yaml",
+            &format!(
+                "resources:\n  - gvr: v1/configmaps\n    namespace_names: [{NS}]\n    name_pattern: \"^b-\"\nclusters:\n  - name: eu\n    kubeconfig: {}\n  - name: us\n    kubeconfig: {}\nha:\n  enabled: true\n  lease_namespace: default\n  identity: {identity}\n  lease_duration: 3s\n  renew_deadline: 2s\n  retry_period: 500ms\n",
+                eu.kubeconfig().display(),
+                us.kubeconfig().display()
+            ),
+        )
+    };
+    let (dir_a, dir_b) = (TempDir::new(), TempDir::new());
+    let mut a = spawn_run_with(&eu, &config(&dir_a, "a"), &dir_a, &[]);
+    let file_a = PathBuf::from(a.line("FARO_JSON_FILE:").await);
+    a.line("FARO_HA: leading cluster eu").await;
+    a.line("FARO_HA: leading cluster us").await;
+    let mut b = spawn_run_with(&eu, &config(&dir_b, "b"), &dir_b, &[]);
+    let file_b = PathBuf::from(b.line("FARO_JSON_FILE:").await);
+    b.line("FARO_READY:").await;
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        for (name, s) in [("eu", &eu), ("us", &us)] {
+            let o = s.create(cm(&format!("b-{i}"), name)).unwrap();
+            expected.push((name, format!("b-{i}"), rv(&o)));
+        }
+    }
+    wait_for(
+        "the leader writes both clusters",
+        Duration::from_secs(10),
+        || lines(&file_a).len() == 40,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(lines(&file_b).is_empty(), "the standby writes nothing");
+    a.signal("KILL");
+    b.line("FARO_HA: leading cluster eu").await;
+    b.line("FARO_HA: leading cluster us").await;
+    for i in 20..30 {
+        for (name, s) in [("eu", &eu), ("us", &us)] {
+            let o = s.create(cm(&format!("b-{i}"), name)).unwrap();
+            expected.push((name, format!("b-{i}"), rv(&o)));
+        }
+    }
+    wait_for(
+        "the new leader writes both clusters",
+        Duration::from_secs(10),
+        || lines(&file_b).len() >= 20,
+    )
+    .await;
+    let records: Vec<Value> = [&file_a, &file_b]
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            let whole = text[..text.rfind('\n').map_or(0, |i| i + 1)].to_owned();
+            whole
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (cluster, name, rv) in &expected {
+        assert!(
+            records.iter().any(|r| r["cluster"] == *cluster
+                && r["name"] == name.as_str()
+                && r["resourceVersion"] == rv.as_str()),
+            "{cluster} {name} {rv} is in neither file"
+        );
+    }
+    let _ = b.child.start_kill();
+}
