@@ -292,6 +292,15 @@ impl Controller {
             self.start_logs(logs).await?;
         }
         if let Some(events) = self.inner.k8s_events.clone() {
+            // Most Events are about pods, and pods come and go: indexed from
+            // the start, a pod deleted before its Events are read still
+            // gives them its workload's id.
+            let _ = self
+                .inner
+                .env
+                .owners
+                .index_kind(&Arc::from("v1"), &Arc::from("Pod"))
+                .await;
             self.start_k8s_events(events).await?;
         }
         tokio::spawn(readiness(self.inner.clone()));
@@ -604,6 +613,13 @@ impl Inner {
     /// The status of the informer for `key`, if one runs.
     pub(crate) fn informer_status(&self, key: &InformerKey) -> Option<crate::informer::Status> {
         lock(&self.informers).get(key).map(|e| e.shared.status())
+    }
+
+    /// How far (resourceVersion) the informer of `key` has read and handed on.
+    pub(crate) fn informer_seen_rv(&self, key: &InformerKey) -> Option<u64> {
+        lock(&self.informers)
+            .get(key)
+            .map(|e| e.shared.seen_rv.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// The owner index, for the subscribers it starts.

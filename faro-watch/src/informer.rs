@@ -115,6 +115,9 @@ pub(crate) struct InformerShared {
     pub key: InformerKey,
     pub scope: Option<Scope>,
     label: Arc<str>,
+    /// The resourceVersion up to which events were read and handed to the
+    /// subscribers (0 before the first list ends).
+    pub seen_rv: std::sync::atomic::AtomicU64,
     pub subscribers: RwLock<Arc<Vec<Subscriber>>>,
     pub status: Mutex<Status>,
     pub stop: watch::Sender<bool>,
@@ -140,6 +143,7 @@ impl InformerShared {
     pub fn new(key: InformerKey, scope: Option<Scope>) -> Self {
         Self {
             label: Arc::from(key.to_string()),
+            seen_rv: std::sync::atomic::AtomicU64::new(0),
             key,
             scope,
             subscribers: RwLock::new(Arc::new(Vec::new())),
@@ -776,6 +780,7 @@ impl Informer {
                         self.dirty |= self.rv.as_deref() != Some(rv.as_str());
                         self.rv = Some(rv);
                         self.backoff.reset();
+                        self.publish_rv();
                     }
                     continue;
                 }
@@ -807,6 +812,16 @@ impl Informer {
                 &mut self.out,
             );
             self.deliver(resource).await;
+            if !initial {
+                self.publish_rv();
+            }
+        }
+    }
+
+    /// Lets the owner index know how far this watch has read and handed on.
+    fn publish_rv(&self) {
+        if let Some(rv) = self.rv.as_deref().and_then(|rv| rv.parse::<u64>().ok()) {
+            self.shared.seen_rv.fetch_max(rv, Ordering::Release);
         }
     }
 
@@ -815,6 +830,7 @@ impl Informer {
         self.known.finish_relist(&mut self.out);
         self.deliver(resource).await;
         self.rv = Some(resource_version);
+        self.publish_rv();
         self.dirty = true;
         self.backoff.reset();
         self.set_state(InformerState::Watching);

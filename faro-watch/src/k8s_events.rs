@@ -208,6 +208,11 @@ impl InternalSink for K8sEventsSink {
                 name: involved.name,
                 uid: involved.uid,
                 fresh: crate::owners::is_fresh(v.last),
+                seen_at: object
+                    .metadata
+                    .resource_version
+                    .as_deref()
+                    .and_then(|rv| rv.parse().ok()),
             })
             .await;
         let narrative = narrate(&Said {

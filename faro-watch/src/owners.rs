@@ -21,6 +21,11 @@ const SYNC_WAIT: Duration = Duration::from_secs(5);
 /// How long a chain waits for an owner that its index has not seen yet
 /// (created a moment ago; its watch event is on its way).
 const OWNER_WAIT: Duration = Duration::from_secs(3);
+/// How long at most a chain waits for an owner when it knows how far the
+/// owner's index must read (the referring object's resourceVersion).
+const OWNER_WAIT_BY_RV: Duration = Duration::from_secs(30);
+/// How often a waiting chain looks how far the index has read.
+const RV_POLL: Duration = Duration::from_millis(50);
 /// Only a reference this recent waits for a missing object: an object
 /// created, or an Event last seen, longer ago names an owner that is gone
 /// rather than on its way (a startup list of old orphans never waits).
@@ -96,6 +101,10 @@ pub(crate) struct ObjectRef<'a> {
     /// The reference was made lately (see [`FRESH_FOR`]): a missing
     /// object is waited for.
     pub fresh: bool,
+    /// The resourceVersion of the object that makes the reference: once the
+    /// index of the referenced kind has seen that far, an object it does
+    /// not know is not coming.
+    pub seen_at: Option<u64>,
 }
 
 /// Whether `at` (RFC 3339) is within [`FRESH_FOR`] of now; false when absent.
@@ -130,6 +139,11 @@ impl<'a> ObjectRef<'a> {
                 .creation_timestamp
                 .as_ref()
                 .is_some_and(|t| is_fresh_at(t.0)),
+            seen_at: object
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|rv| rv.parse().ok()),
         })
     }
 
@@ -230,7 +244,7 @@ enum Step {
     /// The kind must be indexed (or its list finish) before going on.
     NeedKind(Arc<str>, Arc<str>, Arc<str>),
     /// The owner was not seen yet; wait for the index to change.
-    NeedOwner(Uid, Arc<str>),
+    NeedOwner(Uid, Arc<str>, InformerKey),
 }
 
 /// The owner index and the correlation ids it gives.
@@ -319,17 +333,37 @@ impl Owners {
                     }
                     waited_kind = true;
                 }
-                Step::NeedOwner(missing, fallback) => {
+                Step::NeedOwner(missing, fallback, key) => {
                     if !r.fresh {
                         return fallback;
                     }
-                    let deadline = *owner_deadline
-                        .get_or_insert_with(|| tokio::time::Instant::now() + OWNER_WAIT);
+                    // With the referring object's resourceVersion, wait while
+                    // the kind's index has not seen that far (a loaded
+                    // machine may lag by seconds); without it, a short while.
+                    let caught_up = |me: &Self| {
+                        r.seen_at
+                            .is_some_and(|at| me.seen_rv(&key).is_some_and(|seen| seen >= at))
+                    };
+                    let wait = if r.seen_at.is_some() {
+                        OWNER_WAIT_BY_RV
+                    } else {
+                        OWNER_WAIT
+                    };
+                    let deadline =
+                        *owner_deadline.get_or_insert_with(|| tokio::time::Instant::now() + wait);
                     rx.mark_unchanged();
                     // Looked again after subscribing: nothing is missed.
                     if let Step::NeedOwner(..) = self.step(uid, r) {
-                        let woke = tokio::time::timeout_at(deadline, rx.changed()).await;
-                        if !matches!(woke, Ok(Ok(()))) {
+                        if caught_up(self) {
+                            lock(&self.state).missing.insert(missing, Instant::now());
+                            return fallback;
+                        }
+                        // Woken by the index, or every moment to see how
+                        // far its watch has read.
+                        let poll = (tokio::time::Instant::now() + RV_POLL).min(deadline);
+                        let woke = tokio::time::timeout_at(poll, rx.changed()).await;
+                        let expired = tokio::time::Instant::now() >= deadline;
+                        if matches!(woke, Ok(Err(_))) || (woke.is_err() && expired) {
                             lock(&self.state).missing.insert(missing, Instant::now());
                             return fallback;
                         }
@@ -403,10 +437,16 @@ impl Owners {
         }
         match self.informer_state(key) {
             Some((InformerState::Watching | InformerState::Listing, _)) => {
-                Step::NeedOwner(uid, fallback)
+                Step::NeedOwner(uid, fallback, key.clone())
             }
             _ => Step::Done(fallback),
         }
+    }
+
+    /// How far (resourceVersion) the informer of `key` has read and handed on.
+    fn seen_rv(&self, key: &InformerKey) -> Option<u64> {
+        let inner = self.controller.get()?.upgrade()?;
+        inner.informer_seen_rv(key)
     }
 
     fn informer_state(&self, key: &InformerKey) -> Option<(InformerState, bool)> {
@@ -415,7 +455,7 @@ impl Owners {
     }
 
     /// Starts indexing a kind; false when it cannot be.
-    async fn index_kind(&self, api_version: &Arc<str>, kind: &Arc<str>) -> bool {
+    pub(crate) async fn index_kind(&self, api_version: &Arc<str>, kind: &Arc<str>) -> bool {
         let k = (api_version.clone(), kind.clone());
         if let Some(index) = lock(&self.state).indexes.get(&k) {
             return matches!(index, KindIndex::Watching(_));
@@ -608,7 +648,7 @@ impl OwnerIndex {
             return owner.id();
         };
         match self.0.step(uid, &owner) {
-            Step::Done(id) | Step::NeedKind(_, _, id) | Step::NeedOwner(_, id) => id,
+            Step::Done(id) | Step::NeedKind(_, _, id) | Step::NeedOwner(_, id, _) => id,
         }
     }
 }
