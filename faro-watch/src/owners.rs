@@ -23,7 +23,7 @@ const SYNC_WAIT: Duration = Duration::from_secs(5);
 const OWNER_WAIT: Duration = Duration::from_secs(3);
 /// How long at most a chain waits for an owner when it knows how far the
 /// owner's index must read (the referring object's resourceVersion).
-const OWNER_WAIT_BY_RV: Duration = Duration::from_secs(30);
+const OWNER_WAIT_BY_RV: Duration = Duration::from_secs(10);
 /// How often a waiting chain looks how far the index has read.
 const RV_POLL: Duration = Duration::from_millis(50);
 /// Only a reference this recent waits for a missing object: an object
