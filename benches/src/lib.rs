@@ -230,16 +230,8 @@ pub async fn logs_sim(pods: usize, containers: usize, lines: usize) -> faro_sim:
     sim
 }
 
-/// The process's resident set, from `/proc/self/statm`.
-pub fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+/// The process's resident set.
+pub use faro_monitor::process::resident_bytes;
 
 /// Whether a plain (non-criterion) bench called `name` is to run:
 /// `cargo bench -- FILTER` passes the filter on, after criterion's flags.

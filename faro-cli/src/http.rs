@@ -122,38 +122,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[derive(Debug)]
 pub struct ProcessCollector;
 
-/// Resident set size in bytes, from /proc.
-pub fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
-}
-
-fn cpu_seconds() -> f64 {
-    // Fields 14 and 15 of /proc/self/stat (after the command in parentheses)
-    // are user and system time in clock ticks, 100 per second on Linux.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+use faro_monitor::process::cpu_seconds;
+pub use faro_monitor::process::resident_bytes;
 
 fn open_fds() -> i64 {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| i64::try_from(d.count()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    i64::try_from(faro_monitor::process::open_fds()).unwrap_or(i64::MAX)
 }
 
 impl Collector for ProcessCollector {

@@ -1,0 +1,305 @@
+//! Faro's performance monitor, usable without the CLI: [`PerformanceMonitor`]
+//! takes [`Snapshot`]s of the process (uptime, start-up and shutdown time,
+//! resident memory, CPU, open files, tokio tasks) and of whatever
+//! [`Source`]s report (informers, tracked objects, queues, errors), calls
+//! hooks on named events (`startup_complete`, `metrics_collection`,
+//! `shutdown`, and any [`PerformanceMonitor::record_event`]), counts those
+//! events and times operations into Prometheus families.
+//!
+//! ```
+//! # async fn run() {
+//! let monitor = faro_monitor::PerformanceMonitor::new();
+//! monitor.add_hook(|event, snapshot| {
+//!     if event == "metrics_collection" {
+//!         println!("{} bytes resident", snapshot.resident_bytes);
+//!     }
+//! });
+//! let periodic = monitor.start_periodic(std::time::Duration::from_secs(60));
+//! monitor.startup_complete();
+//! let listed: Result<u32, std::io::Error> = monitor.profile("list", async { Ok(3) }).await;
+//! monitor.record_event("relist");
+//! periodic.abort();
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub mod process;
+
+/// What the monitor saw at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Since the monitor was made (at process start, in Faro).
+    pub uptime: Duration,
+    /// From the monitor's making to [`PerformanceMonitor::startup_complete`].
+    pub startup: Option<Duration>,
+    /// How long the last shutdown took, once known.
+    pub shutdown: Option<Duration>,
+    /// Resident set size.
+    pub resident_bytes: u64,
+    /// User and system CPU time.
+    pub cpu_seconds: f64,
+    /// Open file descriptors.
+    pub open_fds: u64,
+    /// Tokio tasks alive, inside a runtime.
+    pub tasks_alive: Option<usize>,
+    /// Informers by state (`watching`, `listing`, `backoff`, `parked`).
+    pub informers: BTreeMap<String, usize>,
+    /// Objects the informers track.
+    pub tracked_objects: u64,
+    /// Events handed to handlers.
+    pub events_handled: u64,
+    /// Handler and worker errors.
+    pub errors: u64,
+    /// Queue depth per worker.
+    pub queue_depths: BTreeMap<String, usize>,
+    /// Container log streams open, when logs are followed.
+    pub log_streams_open: Option<usize>,
+}
+
+/// Something that adds its figures to a snapshot (the watches, the
+/// dispatcher, …).
+pub trait Source: Send + Sync {
+    fn fill(&self, snapshot: &mut Snapshot);
+}
+
+impl<F: Fn(&mut Snapshot) + Send + Sync> Source for F {
+    fn fill(&self, snapshot: &mut Snapshot) {
+        self(snapshot);
+    }
+}
+
+type Hook = Arc<dyn Fn(&str, &Snapshot) + Send + Sync>;
+
+/// The performance monitor. Cloning shares it.
+#[derive(Clone)]
+pub struct PerformanceMonitor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    made: Instant,
+    startup: Mutex<Option<Duration>>,
+    shutdown: Mutex<Option<Duration>>,
+    sources: RwLock<Vec<Arc<dyn Source>>>,
+    hooks: RwLock<Vec<Hook>>,
+    /// Some hook was added (checked without a lock on every recorded event).
+    hooked: AtomicBool,
+    /// The last periodic snapshot, handed to hooks of recorded events.
+    last: RwLock<Arc<Snapshot>>,
+    events: Family<[(&'static str, String); 1], Counter>,
+    /// Counters by event name, found without allocating.
+    event_counters: RwLock<HashMap<Box<str>, Counter, foldhash::fast::RandomState>>,
+    durations: Family<[(&'static str, String); 1], Histogram>,
+    errors: Family<[(&'static str, String); 1], Counter>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Default for PerformanceMonitor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PerformanceMonitor {
+    /// A monitor whose uptime starts now.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                made: Instant::now(),
+                startup: Mutex::default(),
+                shutdown: Mutex::default(),
+                sources: RwLock::default(),
+                hooks: RwLock::default(),
+                hooked: AtomicBool::new(false),
+                last: RwLock::default(),
+                events: Family::default(),
+                event_counters: RwLock::default(),
+                // 100 µs to about 13 s.
+                durations: Family::new_with_constructor(|| {
+                    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+                }),
+                errors: Family::default(),
+            }),
+        }
+    }
+
+    /// Adds figures to every snapshot.
+    pub fn add_source(&self, source: impl Source + 'static) {
+        write(&self.inner.sources).push(Arc::new(source));
+    }
+
+    /// Calls `hook(event, snapshot)` on every named event: recorded ones,
+    /// `metrics_collection` (each periodic snapshot), `startup_complete`,
+    /// `shutdown`, and threshold violations.
+    pub fn add_hook(&self, hook: impl Fn(&str, &Snapshot) + Send + Sync + 'static) {
+        write(&self.inner.hooks).push(Arc::new(hook));
+        self.inner.hooked.store(true, Ordering::Relaxed);
+    }
+
+    /// A snapshot taken now.
+    pub fn snapshot(&self) -> Snapshot {
+        let i = &self.inner;
+        let mut s = Snapshot {
+            uptime: i.made.elapsed(),
+            startup: *lock(&i.startup),
+            shutdown: *lock(&i.shutdown),
+            resident_bytes: process::resident_bytes(),
+            cpu_seconds: process::cpu_seconds(),
+            open_fds: process::open_fds(),
+            tasks_alive: tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics().num_alive_tasks()),
+            ..Snapshot::default()
+        };
+        for source in read(&i.sources).iter() {
+            source.fill(&mut s);
+        }
+        s
+    }
+
+    /// The last periodic snapshot (empty before the first).
+    pub fn last_snapshot(&self) -> Arc<Snapshot> {
+        read(&self.inner.last).clone()
+    }
+
+    fn call_hooks(&self, event: &str, snapshot: &Snapshot) {
+        let hooks: Vec<Hook> = read(&self.inner.hooks).clone();
+        for hook in hooks {
+            hook(event, snapshot);
+        }
+    }
+
+    /// Counts `name` in `faro_monitor_events_total{event}` and calls the
+    /// hooks with the last periodic snapshot (no snapshot is taken here:
+    /// recording stays cheap enough for a hot path).
+    pub fn record_event(&self, name: &str) {
+        let counted = read(&self.inner.event_counters)
+            .get(name)
+            .map(Counter::inc)
+            .is_some();
+        if !counted {
+            // The first time: the counter is made once.
+            let c = self
+                .inner
+                .events
+                .get_or_create(&[("event", name.to_owned())])
+                .clone();
+            c.inc();
+            write(&self.inner.event_counters).insert(name.into(), c);
+        }
+        if self.inner.hooked.load(Ordering::Relaxed) {
+            let last = self.last_snapshot();
+            self.call_hooks(name, &last);
+        }
+    }
+
+    /// Start-up is done (every initial list delivered, in Faro): records
+    /// the start-up time and calls the hooks with `startup_complete`.
+    pub fn startup_complete(&self) {
+        *lock(&self.inner.startup) = Some(self.inner.made.elapsed());
+        let s = self.snapshot();
+        self.call_hooks("startup_complete", &s);
+    }
+
+    /// The shutdown took `took`: recorded, and the hooks called with `shutdown`.
+    pub fn shutdown(&self, took: Duration) {
+        *lock(&self.inner.shutdown) = Some(took);
+        let s = self.snapshot();
+        self.call_hooks("shutdown", &s);
+    }
+
+    /// Times `operation` into `faro_operation_duration_seconds{operation}`
+    /// and counts its failures in `faro_operation_errors_total{operation}`.
+    pub async fn profile<T, E>(
+        &self,
+        operation: &str,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let t = Instant::now();
+        let out = work.await;
+        self.timed(operation, t.elapsed(), out.is_err());
+        out
+    }
+
+    /// [`PerformanceMonitor::profile`] for work that does not wait.
+    pub fn profile_sync<T, E>(
+        &self,
+        operation: &str,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let t = Instant::now();
+        let out = work();
+        self.timed(operation, t.elapsed(), out.is_err());
+        out
+    }
+
+    fn timed(&self, operation: &str, took: Duration, failed: bool) {
+        let label = [("operation", operation.to_owned())];
+        self.inner
+            .durations
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+        if failed {
+            self.inner.errors.get_or_create(&label).inc();
+        }
+    }
+
+    /// Takes a snapshot every `interval` (the first at once), keeps it as
+    /// the last one and calls the hooks with `metrics_collection`, until the
+    /// returned task is aborted.
+    pub fn start_periodic(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let s = Arc::new(me.snapshot());
+                *write(&me.inner.last) = s.clone();
+                me.call_hooks("metrics_collection", &s);
+            }
+        })
+    }
+
+    /// Registers `faro_monitor_events_total{event}`,
+    /// `faro_operation_duration_seconds{operation}` and
+    /// `faro_operation_errors_total{operation}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "faro_monitor_events",
+            "Events recorded by the performance monitor",
+            self.inner.events.clone(),
+        );
+        registry.register(
+            "faro_operation_duration_seconds",
+            "How long profiled operations took",
+            self.inner.durations.clone(),
+        );
+        registry.register(
+            "faro_operation_errors",
+            "Profiled operations that failed",
+            self.inner.errors.clone(),
+        );
+    }
+}
