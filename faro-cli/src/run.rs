@@ -148,6 +148,8 @@ pub struct Session {
     /// Between the watches and the dispatcher when replicas share the work:
     /// one, or one per cluster (by name).
     pub gates: Vec<(Option<String>, Arc<faro_watch::Gate>)>,
+    /// Snapshots of the run, hooks, event counts and timings.
+    pub monitor: faro_monitor::PerformanceMonitor,
 }
 
 impl Session {
@@ -162,6 +164,7 @@ impl Session {
         writer: Option<(Arc<str>, u32)>,
     ) -> Result<Session, Failure> {
         let started = Instant::now();
+        let monitor = faro_monitor::PerformanceMonitor::new();
         let mut pending: Vec<ClusterTarget> = Vec::new();
         let watching = match target {
             Target::One(client) => {
@@ -319,6 +322,7 @@ impl Session {
                 }
                 dispatcher.register_metrics(&mut registry);
                 http::register_process(&mut registry);
+                monitor.register(&mut registry);
                 registry.register_collector(Box::new(http::QueueCollector(dispatcher.clone())));
                 let mut sinks: Vec<(&'static str, Arc<dyn http::SinkHealth>)> = Vec::new();
                 if let Some(sink) = &json {
@@ -367,6 +371,7 @@ impl Session {
             ready,
             started,
             gates,
+            monitor,
         })
     }
 
@@ -388,8 +393,10 @@ impl Session {
         (infos.iter().filter(|i| i.synced).count(), parked)
     }
 
-    /// Stops the watches, drains the queues, flushes the files; bounded in time.
+    /// Stops the watches, drains the queues, flushes the files; bounded in
+    /// time. How long it took goes to the monitor's `shutdown` hooks.
     pub async fn stop(&self) -> Summary {
+        let stopping = Instant::now();
         if tokio::time::timeout(Duration::from_secs(10), self.watching.stop())
             .await
             .is_err()
@@ -416,6 +423,11 @@ impl Session {
                 .map(|c| c.metrics().files_written.get()),
             dropped: self.dispatcher.dropped_total(),
             run_seconds: self.started.elapsed().as_secs_f64(),
+            shutdown_seconds: {
+                let took = stopping.elapsed();
+                self.monitor.shutdown(took);
+                took.as_secs_f64()
+            },
             handed_over: (!self.gates.is_empty()).then(|| {
                 self.gates.iter().fold((0, 0), |(r, d), (_, g)| {
                     let (r2, d2) = g.handed_over();
@@ -456,6 +468,8 @@ pub struct Summary {
     pub correlation_files: Option<u64>,
     pub dropped: u64,
     pub run_seconds: f64,
+    /// How long stopping took (watches, queues, files).
+    pub shutdown_seconds: f64,
     /// With `ha.enabled`: held events written at takeovers, and held events
     /// dropped past the bound.
     pub handed_over: Option<(u64, u64)>,
@@ -469,6 +483,7 @@ impl Summary {
             "deleted": self.deleted,
             "dropped": self.dropped,
             "runSeconds": (self.run_seconds * 10.0).round() / 10.0,
+            "shutdownSeconds": (self.shutdown_seconds * 1000.0).round() / 1000.0,
         });
         if let Some(n) = self.log_lines {
             out["logLines"] = n.into();
@@ -677,11 +692,17 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
         );
     }
     println!("FARO_LOG_FILE: {}", session.log_file.display());
-    let stats = tokio::spawn(crate::stats::every(
-        Duration::from_secs(common.stats_interval.max(1)),
+    let interval = Duration::from_secs(common.stats_interval.max(1));
+    session.monitor.add_source(crate::stats::source(
         session.watching.clone(),
         session.dispatcher.clone(),
     ));
+    session.monitor.add_hook(crate::stats::hook(
+        session.watching.clone(),
+        session.dispatcher.clone(),
+        interval,
+    ));
+    let stats = session.monitor.start_periodic(interval);
     let stop = shutdown_signal(auto);
     tokio::pin!(stop);
     tokio::select! {
@@ -694,6 +715,7 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
                 ),
                 None => println!("FARO_READY: {synced} informers synced, {parked} parked"),
             }
+            session.monitor.startup_complete();
             stop.await;
         }
         () = &mut stop => {}

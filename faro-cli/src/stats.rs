@@ -1,10 +1,12 @@
-//! The periodic runtime statistics line: events per minute by type,
-//! informers by state, tracked objects, queue depths, dropped events, log
-//! streams open and waiting, RSS.
+//! The performance monitor's view of a run (a source of its snapshots), and
+//! the periodic statistics line as a hook on its collections: events per
+//! minute by type, informers by state, tracked objects, queue depths,
+//! dropped events, log streams open and waiting, RSS.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use faro_dispatch::Dispatcher;
+use faro_monitor::Snapshot;
 use faro_watch::InformerState;
 
 use crate::watching::Watching;
@@ -26,23 +28,50 @@ pub fn events_by_type(watching: &Watching) -> [u64; 3] {
     out
 }
 
-/// Logs one statistics line every `interval` until aborted.
-pub async fn every(interval: Duration, watching: Watching, dispatcher: Dispatcher) {
-    let controller = &watching;
-    let mut last = events_by_type(&watching);
-    let mut tick = tokio::time::interval(interval);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
+/// The watches and the dispatcher as a source of the monitor's snapshots.
+pub fn source(watching: Watching, dispatcher: Dispatcher) -> impl Fn(&mut Snapshot) + Send + Sync {
+    move |s: &mut Snapshot| {
+        let infos = watching.active_informers();
+        for i in &infos {
+            *s.informers.entry(i.state.as_str().to_owned()).or_default() += 1;
+        }
+        s.tracked_objects = infos.iter().map(|i| i.tracked_objects as u64).sum();
+        s.events_handled = events_by_type(&watching).iter().sum();
+        s.queue_depths = dispatcher.queue_depths().into_iter().collect();
+        s.log_streams_open = watching.log_streams().map(|l| l.open);
+    }
+}
+
+/// The statistics line, as a hook on each periodic collection of the
+/// monitor (at most one per `interval`): events per minute by type,
+/// informers by state, tracked objects, queued and dropped events, log
+/// streams, resident memory.
+pub fn hook(
+    watching: Watching,
+    dispatcher: Dispatcher,
+    interval: Duration,
+) -> impl Fn(&str, &Snapshot) + Send + Sync {
+    let last = std::sync::Mutex::new((Instant::now(), events_by_type(&watching)));
+    move |event: &str, s: &Snapshot| {
+        if event != "metrics_collection" {
+            return;
+        }
         let now = events_by_type(&watching);
-        let before = std::mem::replace(&mut last, now);
+        let (elapsed, before) = {
+            let mut l = last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let elapsed = l.0.elapsed();
+            if elapsed < interval / 2 {
+                return;
+            }
+            let before = std::mem::replace(&mut *l, (Instant::now(), now)).1;
+            (elapsed, before)
+        };
         let per_minute =
-            |i: usize| (now[i].saturating_sub(before[i])) as f64 * 60.0 / interval.as_secs_f64();
-        let infos = controller.active_informers();
-        let count = |s: InformerState| infos.iter().filter(|i| i.state == s).count();
-        let tracked: usize = infos.iter().map(|i| i.tracked_objects).sum();
-        let queued: usize = dispatcher.queue_depths().iter().map(|(_, d)| d).sum();
-        let streams = controller.log_streams().unwrap_or_default();
+            |i: usize| (now[i].saturating_sub(before[i])) as f64 * 60.0 / elapsed.as_secs_f64();
+        let count = |state: InformerState| s.informers.get(state.as_str()).copied().unwrap_or(0);
+        let streams = watching.log_streams().unwrap_or_default();
         tracing::info!(
             added_per_min = per_minute(0),
             updated_per_min = per_minute(1),
@@ -51,12 +80,12 @@ pub async fn every(interval: Duration, watching: Watching, dispatcher: Dispatche
             listing = count(InformerState::Listing),
             backoff = count(InformerState::Backoff),
             parked = count(InformerState::Parked),
-            tracked,
-            queued,
+            tracked = s.tracked_objects,
+            queued = s.queue_depths.values().sum::<usize>(),
             dropped = dispatcher.dropped_total(),
             log_streams_open = streams.open,
             log_streams_waiting = streams.waiting,
-            rss_bytes = crate::http::resident_bytes(),
+            rss_bytes = s.resident_bytes,
             "stats"
         );
     }

@@ -275,6 +275,10 @@ async fn ready_comes_after_sync_with_readyz_and_metrics_agreeing() {
     let (code, summary) = faro.stop().await;
     assert_eq!(code, 0);
     assert_eq!(summary["added"], 2_000);
+    let shutdown = summary["shutdownSeconds"]
+        .as_f64()
+        .expect("shutdownSeconds");
+    assert!((0.0..10.0).contains(&shutdown), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
