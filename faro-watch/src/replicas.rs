@@ -93,6 +93,9 @@ struct ShardState {
     forwarded: BTreeMap<String, u64>,
     /// Per watch, what the shard's leader last published as written.
     progress: BTreeMap<String, u64>,
+    /// What this replica last published for the shard: publishing never
+    /// goes back (a periodic round and a handover may cross).
+    published: BTreeMap<String, u64>,
 }
 
 fn rv(event: &MatchedEvent) -> Option<u64> {
@@ -164,16 +167,22 @@ impl Gate {
     /// it, raised by what it handed on since. Durable after a flush that
     /// follows.
     pub(crate) async fn progress(&self, shard: u32) -> Option<BTreeMap<String, u64>> {
-        let s = self.shards[shard as usize].lock().await;
-        if !s.leading {
+        if !self.shards[shard as usize].lock().await.leading {
             return None;
         }
+        Some(self.written(shard).await)
+    }
+
+    /// [`Gate::progress`] whether or not `shard` is led now (for a handover,
+    /// after it stopped being written).
+    pub(crate) async fn written(&self, shard: u32) -> BTreeMap<String, u64> {
+        let s = self.shards[shard as usize].lock().await;
         let mut out = s.progress.clone();
         for (k, v) in &s.forwarded {
             let at = out.entry(k.clone()).or_default();
             *at = (*at).max(*v);
         }
-        Some(out)
+        out
     }
 
     /// Held events written at takeovers, and held events dropped past the bound.
@@ -182,6 +191,21 @@ impl Gate {
             self.replayed.load(Ordering::Relaxed),
             self.dropped.load(Ordering::Relaxed),
         )
+    }
+
+    /// `snapshot` raised to what was published before for `shard`, kept as
+    /// the last published: what to publish now.
+    pub(crate) async fn to_publish(
+        &self,
+        shard: u32,
+        snapshot: BTreeMap<String, u64>,
+    ) -> BTreeMap<String, u64> {
+        let mut s = self.shards[shard as usize].lock().await;
+        for (k, v) in snapshot {
+            let at = s.published.entry(k).or_default();
+            *at = (*at).max(v);
+        }
+        s.published.clone()
     }
 
     /// Whether this replica leads the shard of (`gvr`, `namespace`): log
@@ -387,11 +411,12 @@ impl Replicas {
                 let mut snapshots = Vec::new();
                 for (shard, p) in publishers.iter().enumerate() {
                     if let Some(s) = g.progress(shard as u32).await {
-                        snapshots.push((p, s));
+                        snapshots.push((shard as u32, p, s));
                     }
                 }
                 if !snapshots.is_empty() && writer.flush().await.is_ok() {
-                    for (p, s) in snapshots {
+                    for (shard, p, s) in snapshots {
+                        let s = g.to_publish(shard, s).await;
                         publish(p, &s);
                     }
                 }
@@ -422,7 +447,11 @@ impl Replicas {
                 me,
                 share,
                 leading_all,
-                step_downs,
+                Handover {
+                    gate: gate.clone(),
+                    step_downs,
+                    progress: progress.clone(),
+                },
             )));
         }
         Replicas {
@@ -448,6 +477,7 @@ impl Replicas {
         }
         for (shard, p) in self.progress.iter().enumerate() {
             if let Some(s) = self.gate.progress(shard as u32).await {
+                let s = self.gate.to_publish(shard as u32, s).await;
                 publish(p, &s);
             }
         }
@@ -481,13 +511,35 @@ fn lease_suffix(identity: &str) -> String {
 /// Every retry period: counts the live replicas (valid membership Leases)
 /// and who leads how many shards, sets this replica's share, and hands a
 /// shard over when this replica leads the most while another is short.
+/// What a replica needs to hand a shard over without writing anything twice.
+struct Handover {
+    gate: Arc<Gate>,
+    step_downs: Vec<StepDown>,
+    progress: Vec<LeaseProgress>,
+}
+
+impl Handover {
+    /// Stops writing `shard`, makes what was written durable, publishes
+    /// exactly how far that is, then releases the shard's Lease.
+    async fn give(&self, shard: usize) {
+        let s = shard as u32;
+        self.gate.follow(s).await;
+        let written = self.gate.written(s).await;
+        if self.gate.inner.flush().await.is_ok() {
+            let text = self.gate.to_publish(s, written).await;
+            publish(&self.progress[shard], &text);
+        }
+        self.step_downs[shard].request();
+    }
+}
+
 async fn balance(
     api: Api<Lease>,
     ha: HaConfig,
     me: String,
     share: Arc<StdMutex<Share>>,
     leading: Vec<watch::Receiver<bool>>,
-    step_downs: Vec<StepDown>,
+    handover: Handover,
 ) {
     let shards = ha.shards as usize;
     let mut last_give = tokio::time::Instant::now();
@@ -555,7 +607,7 @@ async fn balance(
             && let Some(i) = (0..leading.len()).rev().find(|i| *leading[*i].borrow())
         {
             tracing::info!(shard = i, "handing a shard over to balance the replicas");
-            step_downs[i].request();
+            handover.give(i).await;
             last_give = tokio::time::Instant::now();
         }
     }
