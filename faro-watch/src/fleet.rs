@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::informer::lock;
 use crate::options::Backoff;
 use crate::{Controller, WatchError, WatchMetrics, WatchOptions};
 
@@ -88,10 +89,6 @@ struct Member {
     metrics: WatchMetrics,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Fleet {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
+
+use crate::informer::lock;
 use tokio::sync::watch;
 
 /// The Lease annotation that carries the leader's durable progress.
@@ -34,10 +36,6 @@ impl LeaseProgress {
     pub fn observed(&self) -> watch::Receiver<Option<String>> {
         self.observed.clone()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where the Lease is and how it is held.

@@ -30,6 +30,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use tokio::sync::{Mutex, watch};
 
+use crate::informer::lock;
 use crate::lease::{AcquirePolicy, ElectionConfig, LeaderElector, LeaseProgress, StepDown};
 
 /// Events a standby holds at most; beyond, the oldest go (counted).
@@ -339,9 +340,7 @@ impl Replicas {
         let may_take: AcquirePolicy = {
             let share = share.clone();
             Arc::new(move || {
-                let s = *share
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let s = *lock(&share);
                 s.mine < s.most && (s.mine < s.least || !s.someone_short)
             })
         };
@@ -594,9 +593,7 @@ async fn balance(
             .max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
             .map(|(k, _)| k.clone());
         let give_one = someone_short && mine > least && top.as_deref() == Some(me.as_str());
-        *share
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Share {
+        *lock(&share) = Share {
             most,
             least,
             mine,
