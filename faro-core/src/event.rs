@@ -93,6 +93,8 @@ struct EventData {
     key: ObjectKey,
     object: Arc<DynamicObject>,
     observed_at: jiff::Timestamp,
+    /// When the event was read off the watch (monotonic, for latency).
+    received: std::time::Instant,
     resource_version: String,
     inferred: bool,
     workload: Option<Arc<str>>,
@@ -127,6 +129,7 @@ impl MatchedEvent {
                 resource_version: object.metadata.resource_version.clone().unwrap_or_default(),
                 object,
                 observed_at: jiff::Timestamp::now(),
+                received: std::time::Instant::now(),
                 inferred: false,
                 workload: None,
                 correlation: None,
@@ -151,6 +154,7 @@ impl MatchedEvent {
             key: d.key.clone(),
             object,
             observed_at: d.observed_at,
+            received: d.received,
             resource_version: d.resource_version.clone(),
             inferred: d.inferred,
             workload: d.workload.clone(),
@@ -201,6 +205,12 @@ impl MatchedEvent {
     /// When Faro observed the event (not when the object was created).
     pub fn observed_at(&self) -> jiff::Timestamp {
         self.0.observed_at
+    }
+
+    /// When the event was read off the watch stream, on the monotonic
+    /// clock: the start of `faro_event_latency_seconds`.
+    pub fn received(&self) -> std::time::Instant {
+        self.0.received
     }
 
     /// The event's resourceVersion; for an inferred DELETED, the last one seen.

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::metrics::DispatchMetrics;
 use crate::middleware::{DropManagedFields, Middleware, RedactSecrets};
 use crate::worker::{Handles, ResourceWorker};
+use faro_monitor::{LatencyCounts, LatencyHistogram};
 
 /// How the dispatcher treats its workers.
 #[derive(Debug, Clone)]
@@ -90,6 +91,12 @@ struct Slot {
     consecutive_panics: AtomicU32,
     last_drop_warning: Mutex<Option<Instant>>,
     dropped: Counter,
+    /// Read off the watch → handled by this worker.
+    latency: LatencyHistogram,
+    /// Calls that failed or panicked.
+    failures: Counter,
+    /// Items handled.
+    handled: Counter,
     /// Events accepted into a lane and not yet handled (or skipped).
     pending: AtomicUsize,
 }
@@ -277,6 +284,12 @@ impl Dispatcher {
             wants_logs: worker.wants_logs(),
             wants_records: RecordKind::ALL.map(|k| worker.wants_records(k)),
             dropped: DispatchMetrics::worker(&metrics.dropped, &name),
+            latency: metrics
+                .latency
+                .get_or_create(&[("worker", name.clone())])
+                .clone(),
+            failures: Counter::default(),
+            handled: DispatchMetrics::worker(&metrics.handled, &name),
             name,
             worker,
             policy: settings.full_queue,
@@ -393,6 +406,33 @@ impl Dispatcher {
             .iter()
             .map(|s| (s.name.clone(), s.pending.load(Ordering::SeqCst)))
             .collect()
+    }
+
+    /// `faro_event_latency_seconds` of every worker, added up.
+    pub fn latency_counts(&self) -> LatencyCounts {
+        let mut out = LatencyCounts::default();
+        for s in &read(&self.inner.routes).slots {
+            out.add(&s.latency.counts());
+        }
+        out
+    }
+
+    /// Items (events, log batches, records) handled, all workers together.
+    pub fn handled_total(&self) -> u64 {
+        read(&self.inner.routes)
+            .slots
+            .iter()
+            .map(|s| s.handled.get())
+            .sum()
+    }
+
+    /// Worker calls that failed or panicked, all workers together.
+    pub fn errors_total(&self) -> u64 {
+        read(&self.inner.routes)
+            .slots
+            .iter()
+            .map(|s| s.failures.get())
+            .sum()
     }
 
     /// Events dropped by full queues, all workers together.
@@ -605,7 +645,7 @@ const IDLE_RETRY: Duration = Duration::from_millis(500);
 /// One lane: handles its events in order, tells the worker when it is idle.
 async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Item>) {
     let metrics = &inner.metrics;
-    let handled = DispatchMetrics::worker(&metrics.handled, &slot.name);
+    let handled = &slot.handled;
     let errors = DispatchMetrics::worker(&metrics.errors, &slot.name);
     let panics = DispatchMetrics::worker(&metrics.panics, &slot.name);
     let skipped = DispatchMetrics::worker(&metrics.skipped, &slot.name);
@@ -655,6 +695,12 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
             }
             Item::Barrier(_) => Ok(Ok(())),
         };
+        if let Item::Event(e) = &event {
+            slot.latency.observe(e.received().elapsed());
+        }
+        if !matches!(result, Ok(Ok(()))) {
+            slot.failures.inc();
+        }
         let panic = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) if e.is_panic() => Some(e.to_string()),

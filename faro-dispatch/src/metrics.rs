@@ -1,5 +1,6 @@
 //! The dispatch layer's Prometheus metrics.
 
+use faro_monitor::LatencyHistogram;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,6 +23,9 @@ pub struct DispatchMetrics {
     pub quarantined: Family<Labels, Gauge>,
     /// Events skipped because the worker is quarantined.
     pub skipped: Family<Labels, Counter>,
+    /// From the moment an event was read off the watch to the moment the
+    /// worker (or sink) returned, by worker.
+    pub latency: Family<Labels, LatencyHistogram>,
     /// Events suppressed by a middleware, by middleware.
     pub suppressed: Family<[(&'static str, String); 1], Counter>,
 }
@@ -58,6 +62,11 @@ impl DispatchMetrics {
             "faro_worker_skipped",
             "Events not given to a quarantined worker",
             self.skipped.clone(),
+        );
+        registry.register(
+            "faro_event_latency_seconds",
+            "From an event read off the watch to the worker or sink having handled it",
+            self.latency.clone(),
         );
         registry.register(
             "faro_events_suppressed",

@@ -30,10 +30,16 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod latency;
 pub mod process;
+mod thresholds;
+
+pub use latency::{LATENCY_BUCKETS, LatencyCounts, LatencyHistogram};
+pub use thresholds::{THRESHOLD_NAMES, Thresholds, Transition};
 
 /// What the monitor saw at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,6 +70,15 @@ pub struct Snapshot {
     pub queue_depths: BTreeMap<String, usize>,
     /// Container log streams open, when logs are followed.
     pub log_streams_open: Option<usize>,
+    /// `faro_event_latency_seconds` of every worker and sink, added up.
+    pub event_latency: LatencyCounts,
+    /// Informers out of the watching state (listing, backing off), by
+    /// informer, with how long they have been.
+    pub unwatched: BTreeMap<String, Duration>,
+    /// Thresholds exceeded at this snapshot, with their figures.
+    pub exceeded: BTreeMap<String, f64>,
+    /// In a `threshold_exceeded` or `threshold_cleared` hook call: which.
+    pub threshold: Option<String>,
 }
 
 /// Something that adds its figures to a snapshot (the watches, the
@@ -101,6 +116,11 @@ struct Inner {
     event_counters: RwLock<HashMap<Box<str>, Counter, foldhash::fast::RandomState>>,
     durations: Family<[(&'static str, String); 1], Histogram>,
     errors: Family<[(&'static str, String); 1], Counter>,
+    watchdog: Mutex<Option<thresholds::Watchdog>>,
+    /// 1 while a threshold is exceeded.
+    exceeded: Family<[(&'static str, String); 1], Gauge>,
+    /// Violations started, by threshold.
+    violations: Family<[(&'static str, String); 1], Counter>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -140,6 +160,9 @@ impl PerformanceMonitor {
                     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
                 }),
                 errors: Family::default(),
+                watchdog: Mutex::default(),
+                exceeded: Family::default(),
+                violations: Family::default(),
             }),
         }
     }
@@ -265,9 +288,96 @@ impl PerformanceMonitor {
         }
     }
 
-    /// Takes a snapshot every `interval` (the first at once), keeps it as
-    /// the last one and calls the hooks with `metrics_collection`, until the
-    /// returned task is aborted.
+    /// Checks every snapshot of the periodic collection against
+    /// `thresholds` (replacing any set before).
+    pub fn set_thresholds(&self, thresholds: Thresholds) {
+        for name in thresholds.names() {
+            self.inner
+                .exceeded
+                .get_or_create(&[("threshold", name.to_owned())])
+                .set(0);
+            let _ = self
+                .inner
+                .violations
+                .get_or_create(&[("threshold", name.to_owned())]);
+        }
+        *lock(&self.inner.watchdog) = Some(thresholds::Watchdog::new(thresholds));
+    }
+
+    /// The thresholds set, if any.
+    pub fn thresholds(&self) -> Option<Thresholds> {
+        lock(&self.inner.watchdog)
+            .as_ref()
+            .map(|w| w.thresholds().clone())
+    }
+
+    /// Whether some threshold is exceeded (at the last collection).
+    pub fn violating(&self) -> bool {
+        !self.last_snapshot().exceeded.is_empty()
+    }
+
+    /// One collection, as the periodic task makes it: a snapshot, checked
+    /// against the thresholds (a warning, the metrics and the hooks for
+    /// each violation that starts or ends), kept as the last one, and the
+    /// hooks called with `metrics_collection`.
+    pub fn collect(&self) -> Arc<Snapshot> {
+        let mut s = self.snapshot();
+        let transitions = match lock(&self.inner.watchdog).as_mut() {
+            Some(w) => {
+                let t = w.check(Instant::now(), &s);
+                s.exceeded = w.exceeded();
+                t
+            }
+            None => Vec::new(),
+        };
+        let s = Arc::new(s);
+        *write(&self.inner.last) = s.clone();
+        for t in transitions {
+            let label = [("threshold", t.threshold.to_owned())];
+            let about = t
+                .subject
+                .as_deref()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
+            if t.started {
+                self.inner.exceeded.get_or_create(&label).set(1);
+                self.inner.violations.get_or_create(&label).inc();
+                tracing::warn!(
+                    threshold = t.threshold,
+                    value = t.value,
+                    limit = t.limit,
+                    "threshold {} exceeded: {}{about} is over {}",
+                    t.threshold,
+                    figure(t.value),
+                    figure(t.limit),
+                );
+            } else {
+                self.inner.exceeded.get_or_create(&label).set(0);
+                tracing::warn!(
+                    threshold = t.threshold,
+                    value = t.value,
+                    limit = t.limit,
+                    "threshold {} back within its limit: {}{about} is not over {}",
+                    t.threshold,
+                    figure(t.value),
+                    figure(t.limit),
+                );
+            }
+            let mut told = (*s).clone();
+            told.threshold = Some(t.threshold.to_owned());
+            let event = if t.started {
+                "threshold_exceeded"
+            } else {
+                "threshold_cleared"
+            };
+            self.call_hooks(event, &told);
+        }
+        self.call_hooks("metrics_collection", &s);
+        s
+    }
+
+    /// Collects (see [`PerformanceMonitor::collect`]) every `interval`,
+    /// the first at once, until the returned task is aborted.
     pub fn start_periodic(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
@@ -275,9 +385,7 @@ impl PerformanceMonitor {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let s = Arc::new(me.snapshot());
-                *write(&me.inner.last) = s.clone();
-                me.call_hooks("metrics_collection", &s);
+                me.collect();
             }
         })
     }
@@ -301,5 +409,104 @@ impl PerformanceMonitor {
             "Profiled operations that failed",
             self.inner.errors.clone(),
         );
+        registry.register(
+            "faro_threshold_exceeded",
+            "1 while a threshold of the monitor is exceeded",
+            self.inner.exceeded.clone(),
+        );
+        registry.register(
+            "faro_threshold_violations",
+            "Violations of a threshold of the monitor that started",
+            self.inner.violations.clone(),
+        );
+        registry.register_collector(Box::new(SnapshotCollector(self.clone())));
+    }
+}
+
+/// A figure for a warning line: whole numbers without decimals.
+fn figure(v: f64) -> String {
+    if v.is_infinite() {
+        "infinity".to_owned()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// The snapshot's figures as gauges, read at each scrape.
+struct SnapshotCollector(PerformanceMonitor);
+
+impl std::fmt::Debug for SnapshotCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotCollector")
+    }
+}
+
+impl prometheus_client::collector::Collector for SnapshotCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let s = self.0.snapshot();
+        let mut gauge = |name: &str, help: &str, value: f64| {
+            let g = ConstGauge::new(value);
+            let e = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+            g.encode(e)
+        };
+        gauge(
+            "faro_monitor_uptime_seconds",
+            "Since the process started",
+            s.uptime.as_secs_f64(),
+        )?;
+        if let Some(startup) = s.startup {
+            gauge(
+                "faro_monitor_startup_seconds",
+                "From process start to ready (every initial list delivered)",
+                startup.as_secs_f64(),
+            )?;
+        }
+        if let Some(tasks) = s.tasks_alive {
+            gauge(
+                "faro_monitor_tasks_alive",
+                "Tokio tasks alive",
+                tasks as f64,
+            )?;
+        }
+        gauge(
+            "faro_monitor_tracked_objects",
+            "Objects the informers track",
+            s.tracked_objects as f64,
+        )?;
+        gauge(
+            "faro_monitor_events_handled",
+            "Events handed to handlers so far",
+            s.events_handled as f64,
+        )?;
+        gauge(
+            "faro_monitor_errors",
+            "Handler and worker errors so far",
+            s.errors as f64,
+        )?;
+        gauge(
+            "faro_monitor_queue_depth_max",
+            "The deepest worker queue",
+            s.queue_depths.values().max().copied().unwrap_or(0) as f64,
+        )?;
+        if let Some(open) = s.log_streams_open {
+            gauge(
+                "faro_monitor_log_streams_open",
+                "Container log streams open",
+                open as f64,
+            )?;
+        }
+        gauge(
+            "faro_monitor_informers_unwatched",
+            "Informers out of the watching state (listing, backing off)",
+            s.unwatched.len() as f64,
+        )?;
+        Ok(())
     }
 }

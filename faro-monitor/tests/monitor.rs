@@ -100,3 +100,73 @@ async fn profiled_operations_are_timed_and_their_failures_counted() {
         .unwrap();
     assert!(sum >= 0.02, "{sum}");
 }
+
+#[test]
+fn a_threshold_crossed_and_recovered_gives_one_start_and_one_end() {
+    let m = PerformanceMonitor::new();
+    let depth = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d = depth.clone();
+    m.add_source(move |s: &mut Snapshot| {
+        s.queue_depths
+            .insert("slow".into(), d.load(std::sync::atomic::Ordering::SeqCst));
+    });
+    m.set_thresholds(faro_monitor::Thresholds {
+        max_queue_depth: Some(100),
+        ..faro_monitor::Thresholds::default()
+    });
+    let heard: Arc<Mutex<Vec<(String, Option<String>, bool)>>> = Arc::default();
+    let h = heard.clone();
+    m.add_hook(move |event, s| {
+        if event != "metrics_collection" {
+            h.lock().unwrap().push((
+                event.to_owned(),
+                s.threshold.clone(),
+                s.exceeded.contains_key("max_queue_depth"),
+            ));
+        }
+    });
+    let t = text(&m);
+    assert!(
+        t.contains("faro_threshold_exceeded{threshold=\"max_queue_depth\"} 0"),
+        "{t}"
+    );
+    m.startup_complete();
+    for level in [0, 50, 101, 500, 300, 101, 100, 0, 150, 0] {
+        depth.store(level, std::sync::atomic::Ordering::SeqCst);
+        m.collect();
+        if level == 500 {
+            assert!(m.violating());
+            let t = text(&m);
+            assert!(
+                t.contains("faro_threshold_exceeded{threshold=\"max_queue_depth\"} 1"),
+                "{t}"
+            );
+        }
+    }
+    m.shutdown(Duration::from_millis(1));
+    let heard = heard.lock().unwrap().clone();
+    let q = Some("max_queue_depth".to_owned());
+    assert_eq!(
+        heard,
+        vec![
+            ("startup_complete".to_owned(), None, false),
+            ("threshold_exceeded".to_owned(), q.clone(), true),
+            ("threshold_cleared".to_owned(), q.clone(), false),
+            ("threshold_exceeded".to_owned(), q.clone(), true),
+            ("threshold_cleared".to_owned(), q, false),
+            ("shutdown".to_owned(), None, false),
+        ]
+    );
+    assert!(!m.violating());
+    let t = text(&m);
+    assert!(
+        t.contains("faro_threshold_violations_total{threshold=\"max_queue_depth\"} 2"),
+        "{t}"
+    );
+    assert!(
+        t.contains("faro_threshold_exceeded{threshold=\"max_queue_depth\"} 0"),
+        "{t}"
+    );
+    assert!(t.contains("faro_monitor_queue_depth_max 0"), "{t}");
+    assert!(t.contains("faro_monitor_uptime_seconds "), "{t}");
+}
