@@ -42,6 +42,8 @@ pub struct InformerInfo {
     pub subscribers: usize,
     /// Objects in its known state.
     pub tracked_objects: usize,
+    /// How long it has been in `state`.
+    pub in_state_for: std::time::Duration,
 }
 
 /// A consumer's hold on a shared informer; dropping the last one stops the watch.
@@ -518,6 +520,7 @@ impl Controller {
                     synced: status.synced,
                     subscribers: e.shared.subscribers().len(),
                     tracked_objects: status.tracked,
+                    in_state_for: status.since.elapsed(),
                 }
             })
             .collect()

@@ -137,6 +137,8 @@ pub(crate) struct Status {
     pub state: InformerState,
     pub synced: bool,
     pub tracked: usize,
+    /// When `state` last changed.
+    pub since: std::time::Instant,
 }
 
 impl InformerShared {
@@ -151,6 +153,7 @@ impl InformerShared {
                 state: InformerState::Listing,
                 synced: false,
                 tracked: 0,
+                since: std::time::Instant::now(),
             }),
             stop: watch::Sender::new(false),
             resync: watch::Sender::new(0),
@@ -434,6 +437,9 @@ impl Informer {
     fn set_state(&self, state: InformerState) {
         let mut status = lock(&self.shared.status);
         let before = status.state;
+        if before != state {
+            status.since = std::time::Instant::now();
+        }
         status.state = state;
         drop(status);
         self.env

@@ -6,6 +6,7 @@ mod continuity;
 mod error;
 mod fleet;
 mod logs;
+mod monitor;
 mod raw;
 mod spec;
 mod story;
@@ -25,6 +26,7 @@ pub use continuity::{CheckpointConfig, DiffMode, Suppress, UpdatePolicy, Updates
 pub use error::{ConfigError, Invalid};
 pub use fleet::{ClusterConfig, HaConfig, Readiness, is_cluster_name, shard_of};
 pub use logs::{LogSince, LogsConfig};
+pub use monitor::{MonitorConfig, PushAuth, PushConfig};
 pub use spec::{NamespaceSelection, ResourceRule, WatchSpec, normalise};
 pub use story::{CorrelationOutputConfig, EventsSince, K8sEventsConfig, LifecycleConfig};
 
@@ -93,6 +95,8 @@ pub struct MetricsConfig {
     pub path: String,
     /// Address to bind.
     pub bind_addr: IpAddr,
+    /// Pushing to a Prometheus Pushgateway; `None`: no push.
+    pub push: Option<PushConfig>,
 }
 
 impl Default for MetricsConfig {
@@ -102,6 +106,7 @@ impl Default for MetricsConfig {
             port: 8080,
             path: "/metrics".to_string(),
             bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            push: None,
         }
     }
 }
@@ -159,6 +164,8 @@ pub struct Config {
     pub readiness: Readiness,
     /// Replicas electing a leader (per shard) through Leases.
     pub ha: HaConfig,
+    /// How Faro watches itself: thresholds, profiling.
+    pub monitor: MonitorConfig,
 }
 
 /// The `plugins:` block.
@@ -315,6 +322,7 @@ impl Default for Config {
             clusters: Vec::new(),
             readiness: Readiness::default(),
             ha: HaConfig::default(),
+            monitor: MonitorConfig::default(),
         }
     }
 }
@@ -459,6 +467,12 @@ impl Config {
                     )
                 })?;
             }
+            if let Some(push) = metrics.push {
+                m.push = Some(monitor::push_config(push)?);
+            }
+        }
+        if let Some(m) = raw.monitor {
+            config.monitor = monitor::monitor_config(m)?;
         }
 
         let rules = rules_of("", raw.namespaces, raw.resources)?;

@@ -33,6 +33,7 @@ pub(crate) struct RawConfig {
     pub clusters: Vec<RawCluster>,
     pub readiness: Option<String>,
     pub ha: Option<RawHa>,
+    pub monitor: Option<super::monitor::RawMonitor>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +186,7 @@ pub(crate) struct RawMetrics {
     pub port: Option<Value>,
     pub path: Option<String>,
     pub bind_addr: Option<String>,
+    pub push: Option<super::monitor::RawPush>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@ mod events;
 mod fleet_config;
 mod gvr;
 mod logs_config;
+mod monitor_config;
 mod precedence;
 mod story_config;
 mod workload;
