@@ -36,9 +36,11 @@ use prometheus_client::registry::Registry;
 
 mod latency;
 pub mod process;
+mod push;
 mod thresholds;
 
 pub use latency::{LATENCY_BUCKETS, LatencyCounts, LatencyHistogram};
+pub use push::{PushCredentials, PushError, PushTarget, Pusher, to_prometheus_text};
 pub use thresholds::{THRESHOLD_NAMES, Thresholds, Transition};
 
 /// What the monitor saw at one moment.
