@@ -53,6 +53,10 @@ pub struct Common {
     /// Seconds between runtime statistics log lines.
     #[arg(long, global = true, default_value_t = 60, value_name = "SECONDS")]
     pub stats_interval: u64,
+    /// Serve CPU profiles and runtime figures under /debug/pprof/ on the
+    /// metrics address (as `monitor.profiling: true`).
+    #[arg(long, global = true)]
+    pub profiling: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]

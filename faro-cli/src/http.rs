@@ -26,16 +26,32 @@ struct AppState {
     watching: Watching,
     ready: Arc<AtomicBool>,
     sink: Option<Arc<JsonLinesSink>>,
+    /// With `monitor.readiness_on_violation`: the monitor whose exceeded
+    /// thresholds make `/readyz` fail.
+    violations: Option<faro_monitor::PerformanceMonitor>,
+}
+
+/// What the server serves besides the registry.
+pub struct Serving {
+    pub registry: Arc<Registry>,
+    pub watching: Watching,
+    pub ready: Arc<AtomicBool>,
+    pub sink: Option<Arc<JsonLinesSink>>,
+    pub violations: Option<faro_monitor::PerformanceMonitor>,
+    /// `/debug/pprof/*`; `None`: 404.
+    pub profiler: Option<crate::profiling::Profiler>,
 }
 
 /// Binds `addr` and serves in the background; returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    registry: Registry,
-    watching: Watching,
-    ready: Arc<AtomicBool>,
-    sink: Option<Arc<JsonLinesSink>>,
-) -> Result<SocketAddr, Failure> {
+pub async fn serve(addr: SocketAddr, serving: Serving) -> Result<SocketAddr, Failure> {
+    let Serving {
+        registry,
+        watching,
+        ready,
+        sink,
+        violations,
+        profiler,
+    } = serving;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::Runtime(format!("--metrics-addr {addr}: cannot listen: {e}")))?;
@@ -43,16 +59,18 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Failure::Runtime(format!("--metrics-addr {addr}: {e}")))?;
     let state = AppState {
-        registry: Arc::new(registry),
+        registry,
         watching,
         ready,
         sink,
+        violations,
     };
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state);
+        .with_state(state)
+        .merge(crate::profiling::routes(profiler));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("metrics server stopped: {e}");
@@ -100,8 +118,21 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 /// 503 until every informer has synced and its events are written (with
 /// several clusters: as `readiness` says); the body lists each cluster.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let ready = state.ready.load(Ordering::SeqCst);
-    let mut body = String::from(if ready { "ready\n" } else { "not synced yet\n" });
+    let synced = state.ready.load(Ordering::SeqCst);
+    let exceeded = state
+        .violations
+        .as_ref()
+        .map(|m| m.last_snapshot().exceeded.clone())
+        .unwrap_or_default();
+    let ready = synced && exceeded.is_empty();
+    let mut body = String::from(match (synced, ready) {
+        (false, _) => "not synced yet\n",
+        (true, true) => "ready\n",
+        (true, false) => "threshold exceeded\n",
+    });
+    for (threshold, value) in &exceeded {
+        body.push_str(&format!("threshold {threshold}: {value}\n"));
+    }
     for c in state.watching.clusters().unwrap_or_default() {
         body.push_str(&format!("cluster {}: {}", c.name, c.state.as_str()));
         if let ClusterState::Unreachable(why) = &c.state {

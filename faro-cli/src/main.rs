@@ -11,6 +11,7 @@ mod ha;
 mod http;
 mod kube_client;
 mod logs_cmd;
+mod profiling;
 mod run;
 mod stats;
 mod watch_cmd;

@@ -150,6 +150,48 @@ pub struct Session {
     pub gates: Vec<(Option<String>, Arc<faro_watch::Gate>)>,
     /// Snapshots of the run, hooks, event counts and timings.
     pub monitor: faro_monitor::PerformanceMonitor,
+    /// Every metric family of the run (served on `/metrics`, pushed).
+    pub registry: Arc<Registry>,
+    /// Pushes to a Pushgateway, with `metrics.push`.
+    pub pusher: Option<faro_monitor::Pusher>,
+}
+
+/// `metrics.push` as the monitor's push target.
+fn push_target(push: &faro_core::config::PushConfig) -> faro_monitor::PushTarget {
+    use faro_core::config::PushAuth;
+    faro_monitor::PushTarget {
+        url: push.url.clone(),
+        job: push.job.clone(),
+        grouping: push.grouping.clone(),
+        credentials: match &push.auth {
+            PushAuth::None => faro_monitor::PushCredentials::None,
+            PushAuth::Basic {
+                username,
+                password_file,
+            } => faro_monitor::PushCredentials::Basic {
+                username: username.clone(),
+                password_file: password_file.clone(),
+            },
+            PushAuth::Bearer { token_file } => faro_monitor::PushCredentials::Bearer {
+                token_file: token_file.clone(),
+            },
+        },
+        timeout: push.timeout,
+        retries: push.retries,
+    }
+}
+
+/// `monitor:` as the monitor's thresholds.
+pub fn thresholds(m: &faro_core::config::MonitorConfig) -> faro_monitor::Thresholds {
+    let seconds = |s: Option<f64>| s.map(Duration::from_secs_f64);
+    faro_monitor::Thresholds {
+        max_resident_bytes: m.max_resident_mb.map(|mb| (mb * 1_048_576.0) as u64),
+        max_queue_depth: m.max_queue_depth.map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
+        max_event_latency: seconds(m.max_event_latency_seconds),
+        max_error_rate: m.max_error_rate,
+        stall: seconds(m.stall_seconds),
+        ..faro_monitor::Thresholds::default()
+    }
 }
 
 impl Session {
@@ -313,42 +355,62 @@ impl Session {
             }
         }
         let ready = Arc::new(AtomicBool::new(false));
+        let mut registry = Registry::default();
+        match &watching {
+            Watching::One(c) => c.register_metrics(&mut registry),
+            Watching::Fleet(f) => f.register_metrics(&mut registry),
+        }
+        dispatcher.register_metrics(&mut registry);
+        http::register_process(&mut registry);
+        monitor.register(&mut registry);
+        registry.register_collector(Box::new(http::QueueCollector(dispatcher.clone())));
+        let mut sinks: Vec<(&'static str, Arc<dyn http::SinkHealth>)> = Vec::new();
+        if let Some(sink) = &json {
+            sinks.push((JsonLinesSink::NAME, sink.clone()));
+        }
+        if let Some(sink) = &container_logs {
+            sinks.push((ContainerLogsSink::NAME, sink.clone()));
+        }
+        for (kind, sink) in [
+            (RecordKind::K8sEvent, &k8s_events),
+            (RecordKind::Lifecycle, &lifecycle),
+        ] {
+            if let Some(sink) = sink {
+                sinks.push((RecordsSink::name_for(kind), sink.clone()));
+            }
+        }
+        if let Some(sink) = &correlations {
+            sink.metrics().register(&mut registry);
+        }
+        registry.register_collector(Box::new(http::SinkCollector(sinks)));
+        let pusher = match &config.metrics.push {
+            Some(push) => {
+                let pusher = faro_monitor::Pusher::new(&push_target(push))
+                    .map_err(|e| Failure::Usage(format!("metrics.push: {e}")))?;
+                pusher.register(&mut registry);
+                Some(pusher)
+            }
+            None => None,
+        };
+        let registry = Arc::new(registry);
         let metrics_url = match metrics {
             Some(addr) => {
-                let mut registry = Registry::default();
-                match &watching {
-                    Watching::One(c) => c.register_metrics(&mut registry),
-                    Watching::Fleet(f) => f.register_metrics(&mut registry),
-                }
-                dispatcher.register_metrics(&mut registry);
-                http::register_process(&mut registry);
-                monitor.register(&mut registry);
-                registry.register_collector(Box::new(http::QueueCollector(dispatcher.clone())));
-                let mut sinks: Vec<(&'static str, Arc<dyn http::SinkHealth>)> = Vec::new();
-                if let Some(sink) = &json {
-                    sinks.push((JsonLinesSink::NAME, sink.clone()));
-                }
-                if let Some(sink) = &container_logs {
-                    sinks.push((ContainerLogsSink::NAME, sink.clone()));
-                }
-                for (kind, sink) in [
-                    (RecordKind::K8sEvent, &k8s_events),
-                    (RecordKind::Lifecycle, &lifecycle),
-                ] {
-                    if let Some(sink) = sink {
-                        sinks.push((RecordsSink::name_for(kind), sink.clone()));
-                    }
-                }
-                if let Some(sink) = &correlations {
-                    sink.metrics().register(&mut registry);
-                }
-                registry.register_collector(Box::new(http::SinkCollector(sinks)));
                 let bound = http::serve(
                     addr,
-                    registry,
-                    watching.clone(),
-                    ready.clone(),
-                    json.clone(),
+                    http::Serving {
+                        registry: registry.clone(),
+                        watching: watching.clone(),
+                        ready: ready.clone(),
+                        sink: json.clone(),
+                        violations: config
+                            .monitor
+                            .readiness_on_violation
+                            .then(|| monitor.clone()),
+                        profiler: config
+                            .monitor
+                            .profiling
+                            .then(crate::profiling::Profiler::default),
+                    },
                 )
                 .await?;
                 Some(format!("http://{bound}/metrics"))
@@ -372,7 +434,20 @@ impl Session {
             started,
             gates,
             monitor,
+            registry,
+            pusher,
         })
+    }
+
+    /// Pushes every family to the Pushgateway, when `metrics.push` is set;
+    /// a failure is a warning (and counted), bounded by the push timeout.
+    pub async fn push_metrics(&self) {
+        if let Some(p) = &self.pusher {
+            match p.push_registry(&self.registry).await {
+                Ok(()) => tracing::debug!(url = p.url(), "metrics pushed"),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
     }
 
     /// Waits until every informer synced (of every cluster, or of the
@@ -631,7 +706,7 @@ async fn announce_clusters(fleet: faro_watch::Fleet) {
 }
 
 /// `faro run`.
-pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Failure> {
+pub async fn run(common: &Common, mut config: Config, fresh: bool) -> Result<(), Failure> {
     let target = target(common, &config).await?;
     let ha = config.ha.clone();
     let (checkpoint, writer) = if ha.enabled {
@@ -651,7 +726,13 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
     };
     let metrics = metrics_addr(common, &config);
     let auto = config.auto_shutdown_sec.map(Duration::from_secs);
-    let session = Session::start(target, config, metrics, checkpoint, writer).await?;
+    if common.profiling {
+        config.monitor.profiling = true;
+    }
+    let monitor_config = config.monitor.clone();
+    let push_every = config.metrics.push.as_ref().and_then(|p| p.interval);
+    let push_on_exit = config.metrics.push.as_ref().is_some_and(|p| p.on_exit);
+    let session = Arc::new(Session::start(target, config, metrics, checkpoint, writer).await?);
     let elections: Vec<_> = session
         .gates
         .iter()
@@ -693,6 +774,7 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
     }
     println!("FARO_LOG_FILE: {}", session.log_file.display());
     let interval = Duration::from_secs(common.stats_interval.max(1));
+    let collect_every = interval.min(monitor_config.interval);
     session.monitor.add_source(crate::stats::source(
         session.watching.clone(),
         session.dispatcher.clone(),
@@ -701,8 +783,24 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
         session.watching.clone(),
         session.dispatcher.clone(),
         interval,
+        collect_every,
     ));
-    let stats = session.monitor.start_periodic(interval);
+    session
+        .monitor
+        .set_thresholds(thresholds(&monitor_config));
+    let stats = session.monitor.start_periodic(collect_every);
+    let pushing = push_every.map(|every| {
+        let session = session.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                session.push_metrics().await;
+            }
+        })
+    });
     let stop = shutdown_signal(auto);
     tokio::pin!(stop);
     tokio::select! {
@@ -721,6 +819,9 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
         () = &mut stop => {}
     }
     stats.abort();
+    if let Some(p) = pushing {
+        p.abort();
+    }
     if let Some(a) = announcer {
         a.abort();
     }
@@ -730,6 +831,9 @@ pub async fn run(common: &Common, config: Config, fresh: bool) -> Result<(), Fai
         announcer.abort();
     }
     println!("FARO_SUMMARY: {}", summary.json());
+    if push_on_exit {
+        session.push_metrics().await;
+    }
     tracing::info!(
         "wrote {} ADDED, {} UPDATED, {} DELETED in {:.1} s ({} dropped)",
         summary.added,

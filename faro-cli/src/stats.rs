@@ -37,19 +37,27 @@ pub fn source(watching: Watching, dispatcher: Dispatcher) -> impl Fn(&mut Snapsh
         }
         s.tracked_objects = infos.iter().map(|i| i.tracked_objects as u64).sum();
         s.events_handled = events_by_type(&watching).iter().sum();
+        s.unwatched = infos
+            .iter()
+            .filter(|i| matches!(i.state, InformerState::Listing | InformerState::Backoff))
+            .map(|i| (i.key.to_string(), i.in_state_for))
+            .collect();
         s.queue_depths = dispatcher.queue_depths().into_iter().collect();
+        s.errors = dispatcher.errors_total();
+        s.event_latency = dispatcher.latency_counts();
         s.log_streams_open = watching.log_streams().map(|l| l.open);
     }
 }
 
-/// The statistics line, as a hook on each periodic collection of the
-/// monitor (at most one per `interval`): events per minute by type,
-/// informers by state, tracked objects, queued and dropped events, log
-/// streams, resident memory.
+/// The statistics line, as a hook on the monitor's periodic collections
+/// (made every `collected`; a line about every `interval`): events per
+/// minute by type, informers by state, tracked objects, queued and dropped
+/// events, log streams, resident memory.
 pub fn hook(
     watching: Watching,
     dispatcher: Dispatcher,
     interval: Duration,
+    collected: Duration,
 ) -> impl Fn(&str, &Snapshot) + Send + Sync {
     let last = std::sync::Mutex::new((Instant::now(), events_by_type(&watching)));
     move |event: &str, s: &Snapshot| {
@@ -62,7 +70,7 @@ pub fn hook(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let elapsed = l.0.elapsed();
-            if elapsed < interval / 2 {
+            if elapsed + collected / 2 < interval {
                 return;
             }
             let before = std::mem::replace(&mut *l, (Instant::now(), now)).1;

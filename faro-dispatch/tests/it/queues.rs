@@ -279,3 +279,49 @@ async fn a_panicking_worker_is_contained_counted_and_quarantined_after_n() {
         1
     );
 }
+
+/// Sleeps a little on every event.
+struct Slow;
+
+#[async_trait]
+impl ResourceWorker for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+    async fn handle(&self, _event: &MatchedEvent) -> Result<(), WorkerError> {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_handled_event_is_timed_from_the_watch_to_the_worker() {
+    let d = Dispatcher::new(DispatcherOptions::default());
+    d.register(Slow).unwrap();
+    let fast = crate::Recording::new("fast", Handles::All);
+    d.register_arc(fast.clone()).unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    d.register_metrics(&mut registry);
+    for i in 0..120 {
+        d.on_matched(&event("v1/configmaps", "ns", &format!("c{i}"), i + 1))
+            .await
+            .unwrap();
+    }
+    d.wait_idle().await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for worker in ["slow", "fast"] {
+        let count = format!("faro_event_latency_seconds_count{{worker=\"{worker}\"}} 120");
+        let handled = format!("faro_worker_events_total{{worker=\"{worker}\"}} 120");
+        assert!(text.contains(&count), "{count} in {text}");
+        assert!(text.contains(&handled), "{handled} in {text}");
+    }
+    let all = d.latency_counts();
+    assert_eq!(all.count(), 240);
+    // Every event of the slow worker took at least its 2 ms sleep.
+    assert!(all.quantile(0.6).unwrap() >= 0.0025, "{all:?}");
+    assert_eq!(fast.seen().len(), 120);
+}
