@@ -84,7 +84,9 @@ async fn heap() -> impl IntoResponse {
     for (file, keys) in [
         (
             "/proc/self/status",
-            &["VmPeak", "VmSize", "VmHWM", "VmRSS", "RssAnon", "RssFile", "VmData"][..],
+            &[
+                "VmPeak", "VmSize", "VmHWM", "VmRSS", "RssAnon", "RssFile", "VmData",
+            ][..],
         ),
         (
             "/proc/self/smaps_rollup",

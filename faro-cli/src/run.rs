@@ -186,7 +186,9 @@ pub fn thresholds(m: &faro_core::config::MonitorConfig) -> faro_monitor::Thresho
     let seconds = |s: Option<f64>| s.map(Duration::from_secs_f64);
     faro_monitor::Thresholds {
         max_resident_bytes: m.max_resident_mb.map(|mb| (mb * 1_048_576.0) as u64),
-        max_queue_depth: m.max_queue_depth.map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
+        max_queue_depth: m
+            .max_queue_depth
+            .map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
         max_event_latency: seconds(m.max_event_latency_seconds),
         max_error_rate: m.max_error_rate,
         stall: seconds(m.stall_seconds),
@@ -785,9 +787,7 @@ pub async fn run(common: &Common, mut config: Config, fresh: bool) -> Result<(),
         interval,
         collect_every,
     ));
-    session
-        .monitor
-        .set_thresholds(thresholds(&monitor_config));
+    session.monitor.set_thresholds(thresholds(&monitor_config));
     let stats = session.monitor.start_periodic(collect_every);
     let pushing = push_every.map(|every| {
         let session = session.clone();

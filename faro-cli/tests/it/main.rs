@@ -6,6 +6,7 @@ mod deploy;
 mod fleet;
 mod ha;
 mod logs;
+mod monitor;
 mod run;
 mod story;
 mod watch;
@@ -79,12 +80,21 @@ pub struct Faro {
 
 impl Faro {
     pub fn spawn(args: &[&str]) -> Faro {
+        Self::spawn_to(args, None)
+    }
+
+    /// [`Faro::spawn`], its stderr written to `stderr` when given.
+    pub fn spawn_to(args: &[&str], stderr: Option<&Path>) -> Faro {
+        let stderr = match stderr {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(FARO)
             .args(args)
             .env_remove("KUBECONFIG")
             .env_remove("FARO_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("faro starts");
@@ -225,4 +235,46 @@ impl Kubectl {
     pub fn apply(&self, manifest: &str) {
         self.run(&["apply", "--validate=false", "-f", "-"], Some(manifest));
     }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A fresh plugin directory holding the named plugins of `plugins/`, built
+/// once per test run in a target directory of their own (the outer `cargo
+/// test` holds the main one).
+pub fn plugin_dir(names: &[&str]) -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    static BUILT: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let built = {
+        let mut built = BUILT.lock().unwrap();
+        built
+            .get_or_insert_with(|| {
+                let target = workspace_root().join("target/plugin-tests");
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+                let status = std::process::Command::new(cargo)
+                    .current_dir(workspace_root())
+                    .args(["build", "--quiet", "--target-dir"])
+                    .arg(&target)
+                    .args(["-p", "test-panic"])
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building the plugins failed");
+                target.join("debug")
+            })
+            .clone()
+    };
+    let dir = TempDir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in names {
+        let file = format!("lib{}.so", name.replace('-', "_"));
+        let to = dir.path().join(&file);
+        std::fs::copy(built.join(&file), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
 }

@@ -21,6 +21,17 @@ pub fn spawn_run_with(
     dir: &TempDir,
     extra: &[&str],
 ) -> Faro {
+    spawn_run_to(sim, config, dir, extra, None)
+}
+
+/// [`spawn_run_with`], its stderr written to `stderr` when given.
+pub fn spawn_run_to(
+    sim: &faro_sim::Sim,
+    config: &std::path::Path,
+    dir: &TempDir,
+    extra: &[&str],
+    stderr: Option<&std::path::Path>,
+) -> Faro {
     let out = dir.path().join("out");
     let mut args = vec![
         "run",
@@ -34,7 +45,7 @@ pub fn spawn_run_with(
         "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
-    Faro::spawn(&args)
+    Faro::spawn_to(&args, stderr)
 }
 
 /// Waits (up to 20 s) until the distinct `TYPE gvr ns/name` lines of the

@@ -1,6 +1,7 @@
 //! A test plugin that panics on demand: on every event whose object name
 //! contains its `panic_on` setting (default `panic`). Other events are
-//! counted in its `output` file when one is set, one line per event.
+//! counted in its `output` file when one is set, one line per event, after
+//! `sleep_ms` milliseconds when set (a slow worker).
 
 use std::fs::File;
 use std::io::Write;
@@ -12,6 +13,7 @@ use faro_plugin_sdk::{Event, Host, Manifest, Plugin, export_plugin};
 pub struct TestPanic {
     panic_on: String,
     out: Option<File>,
+    sleep: std::time::Duration,
 }
 
 impl Plugin for TestPanic {
@@ -27,6 +29,7 @@ impl Plugin for TestPanic {
         Ok(Self {
             panic_on: config["panic_on"].as_str().unwrap_or("panic").to_owned(),
             out,
+            sleep: std::time::Duration::from_millis(config["sleep_ms"].as_u64().unwrap_or(0)),
         })
     }
 
@@ -36,6 +39,7 @@ impl Plugin for TestPanic {
             "asked to panic on {}",
             event.name
         );
+        std::thread::sleep(self.sleep);
         if let Some(out) = &mut self.out {
             writeln!(out, "{} {}", event.event_type, event.name).map_err(|e| e.to_string())?;
         }
