@@ -152,3 +152,28 @@ async fn bad_sim_flags_are_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("--churn"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_monitor_and_push_settings_are_exit_2_naming_them() {
+    let dir = TempDir::new();
+    for (yaml, start) in [
+        (
+            "metrics:\n  push:\n    url: ftp://127.0.0.1:9091\n",
+            "faro: metrics.push.url: \"ftp://127.0.0.1:9091\" is not an http(s) URL",
+        ),
+        (
+            "metrics:\n  push:\n    url: http://127.0.0.1:9091\n    bearer_token_file: /no/such/token\n",
+            "faro: metrics.push.bearer_token_file: \"/no/such/token\" does not exist",
+        ),
+        (
+            "monitor:\n  max_queue_depth: -3\n",
+            "faro: monitor.max_queue_depth: -3 is not a queue depth",
+        ),
+        ("monitor:\n  thresholds: {}\n", "faro: monitor.thresholds: unknown key"),
+    ] {
+        let config = dir.file("faro.yaml", yaml);
+        let (code, err) = fails(&["run", "--config", config.to_str().unwrap()]).await;
+        assert_eq!(code, 2, "{yaml}");
+        assert!(err.starts_with(start), "{yaml}\n{err}");
+    }
+}
