@@ -169,7 +169,10 @@ async fn bad_monitor_and_push_settings_are_exit_2_naming_them() {
             "monitor:\n  max_queue_depth: -3\n",
             "faro: monitor.max_queue_depth: -3 is not a queue depth",
         ),
-        ("monitor:\n  thresholds: {}\n", "faro: monitor.thresholds: unknown key"),
+        (
+            "monitor:\n  thresholds: {}\n",
+            "faro: monitor.thresholds: unknown key",
+        ),
     ] {
         let config = dir.file("faro.yaml", yaml);
         let (code, err) = fails(&["run", "--config", config.to_str().unwrap()]).await;
