@@ -50,13 +50,12 @@ impl CpuProfiler {
             return Err(ProfileError::Busy);
         }
         let busy = Busy(self.busy.clone());
-        let out = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _busy = busy;
             sample(Duration::from_secs(seconds))
         })
         .await
-        .map_err(|e| ProfileError::Failed(e.to_string()))?;
-        out
+        .map_err(|e| ProfileError::Failed(e.to_string()))?
     }
 }
 

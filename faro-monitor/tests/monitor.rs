@@ -114,7 +114,9 @@ fn a_threshold_crossed_and_recovered_gives_one_start_and_one_end() {
         max_queue_depth: Some(100),
         ..faro_monitor::Thresholds::default()
     });
-    let heard: Arc<Mutex<Vec<(String, Option<String>, bool)>>> = Arc::default();
+    /// (event, the threshold it is about, whether max_queue_depth is exceeded).
+    type Heard = Vec<(String, Option<String>, bool)>;
+    let heard: Arc<Mutex<Heard>> = Arc::default();
     let h = heard.clone();
     m.add_hook(move |event, s| {
         if event != "metrics_collection" {

@@ -166,13 +166,13 @@ pub(crate) fn monitor_config(raw: RawMonitor) -> Result<MonitorConfig, ConfigErr
         "a number of seconds",
     )?;
     out.max_error_rate = number("max_error_rate", &raw.max_error_rate, "a rate")?;
-    if let Some(rate) = out.max_error_rate {
-        if rate > 1.0 {
-            return Err(ConfigError::invalid(
-                "monitor.max_error_rate",
-                format!("{rate} is not a rate; expected errors per event, above 0 and at most 1"),
-            ));
-        }
+    if let Some(rate) = out.max_error_rate
+        && rate > 1.0
+    {
+        return Err(ConfigError::invalid(
+            "monitor.max_error_rate",
+            format!("{rate} is not a rate; expected errors per event, above 0 and at most 1"),
+        ));
     }
     out.stall_seconds = number("stall_seconds", &raw.stall_seconds, "a number of seconds")?;
     if let Some(v) = &raw.readiness_on_violation {
