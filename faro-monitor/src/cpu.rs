@@ -1,5 +1,5 @@
 //! CPU profiles on demand: sampled with the `pprof` crate (a SIGPROF
-//! timer, 99 samples a second), written in pprof's protobuf format
+//! timer, 99 samples a second, stacks unwound in the signal handler), written in pprof's protobuf format
 //! (`profile.proto`), one at a time per process.
 
 use std::collections::HashMap;
@@ -63,8 +63,11 @@ fn sample(length: Duration) -> Result<Vec<u8>, ProfileError> {
     let failed = |e: pprof::Error| ProfileError::Failed(e.to_string());
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(FREQUENCY)
-        // Unwinding inside these from a signal handler can deadlock.
-        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        // Unwinding from a signal handler that interrupted the unwinder
+        // itself can deadlock; samples landing there are dropped. (libc is
+        // not listed: most of a watcher's time is spent there, in memcpy,
+        // malloc and system calls, and its samples matter.)
+        .blocklist(&["libgcc", "libgcc_s", "libunwind"])
         .build()
         .map_err(failed)?;
     std::thread::sleep(length);
