@@ -1,13 +1,17 @@
 //! Repository chores, run as `cargo xtask <job>`:
 //!
-//! - `cargo xtask bench [FILTER]` runs the criterion benchmarks and writes
-//!   `target/bench-report.json`, one entry per benchmark, so that two runs
-//!   (or two programs) can be compared by a program.
+//! - `cargo xtask bench [FILTER] [--quick] [--compare OLD.json]` runs the
+//!   criterion benchmarks and the end-to-end comparison of `faro run`,
+//!   `faro watch`, a bare kube-runtime watcher and `kubectl get -w` (each a
+//!   process against one faro-sim process), and writes
+//!   `target/faro-bench/report.{json,md}` and `chart.svg`.
 //! - `cargo xtask demo-memory [SECONDS]` runs the release `faro demo` and
 //!   checks that its memory reaches a plateau.
 
 mod bench;
+mod compare;
 mod demo_memory;
+mod report;
 #[cfg(test)]
 mod tidy;
 
@@ -22,13 +26,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Job {
-    /// Run the criterion benchmarks and write target/bench-report.json.
+    /// Run the benchmarks and write target/faro-bench/report.{json,md} and chart.svg.
     Bench {
-        /// Only benchmarks whose name contains this text.
+        /// Only criterion benchmarks whose name contains this text (and no
+        /// end-to-end comparison).
         filter: Option<String>,
-        /// Seconds of measurement per benchmark.
+        /// Seconds of measurement per criterion benchmark.
         #[arg(long, default_value_t = 3)]
         measurement_time: u64,
+        /// Only the end-to-end comparison, on 10,000 objects, once.
+        #[arg(long)]
+        quick: bool,
+        /// Leave out the end-to-end comparison.
+        #[arg(long, conflicts_with = "quick")]
+        no_tools: bool,
+        /// A former report.json: print how each figure changed.
+        #[arg(long, value_name = "OLD.json")]
+        compare: Option<std::path::PathBuf>,
     },
     /// Run the release `faro demo` and check that its memory reaches a plateau.
     DemoMemory {
@@ -43,7 +57,16 @@ fn main() -> anyhow::Result<()> {
         Job::Bench {
             filter,
             measurement_time,
-        } => bench::run(filter.as_deref(), measurement_time),
+            quick,
+            no_tools,
+            compare,
+        } => bench::run(&bench::Options {
+            filter: filter.as_deref(),
+            measurement_time,
+            quick,
+            no_tools,
+            compare: compare.as_deref(),
+        }),
         Job::DemoMemory { seconds } => demo_memory::run(seconds),
     }
 }
