@@ -330,16 +330,15 @@ fn start(name: &str, bin: &Path, sim: &BenchSim, dir: &Path) -> Result<Running> 
             let out = child.stdout.take().context("stdout")?;
             let seen = Arc::new(AtomicU64::new(0));
             let counter = seen.clone();
-            // kubectl prints the initial list as one List: objects count, not values.
+            // kubectl prints the initial list as Lists (one per page of 500),
+            // wrapped as events or bare: objects count, not values.
             std::thread::spawn(move || {
                 let values =
                     serde_json::Deserializer::from_reader(BufReader::new(out)).into_iter::<Value>();
                 for v in values {
                     let Ok(v) = v else { break };
-                    let n = match v["items"].as_array() {
-                        Some(items) => items.len() as u64,
-                        None => 1,
-                    };
+                    let items = v["items"].as_array().or(v["object"]["items"].as_array());
+                    let n = items.map_or(1, |items| items.len() as u64);
                     counter.fetch_add(n, Ordering::SeqCst);
                 }
             });
