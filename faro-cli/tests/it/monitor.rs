@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::run::spawn_run_with;
+use crate::run::{get, spawn_run_with};
 use crate::{Faro, TempDir, sim};
 
 /// A GET over a fresh connection: (status, body bytes), chunked or not.
@@ -55,11 +55,6 @@ pub async fn get_bytes(url: &str) -> (u16, Vec<u8>) {
         body = out;
     }
     (status, body)
-}
-
-async fn get_text(url: &str) -> (u16, String) {
-    let (status, body) = get_bytes(url).await;
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn free_port() -> u16 {
@@ -117,7 +112,7 @@ async fn daemon(program: &Path, args: &[String], ready: &str, log: &Path) -> Dae
         )
         .await
         .is_ok();
-        if up && get_text(ready).await.0 == 200 {
+        if up && get(ready).await.0 == 200 {
             return d;
         }
         assert!(
@@ -181,7 +176,7 @@ async fn profiling_endpoints_are_404_when_off() {
     faro.line("FARO_READY:").await;
     let base = url.strip_suffix("/metrics").unwrap();
     for path in ["profile?seconds=1", "heap", "tasks"] {
-        let (status, body) = get_text(&format!("{base}/debug/pprof/{path}")).await;
+        let (status, body) = get(&format!("{base}/debug/pprof/{path}")).await;
         assert_eq!(status, 404, "{path}: {body}");
         assert!(body.contains("--profiling"), "{body}");
     }
@@ -204,7 +199,7 @@ async fn a_cpu_profile_of_a_busy_run_decodes_as_pprof_with_samples() {
         ("301", "out of range"),
         ("soon", "not a number"),
     ] {
-        let (status, body) = get_text(&format!("{base}/debug/pprof/profile?seconds={query}")).await;
+        let (status, body) = get(&format!("{base}/debug/pprof/profile?seconds={query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains(why) && body.contains("1 to 300"), "{body}");
     }
@@ -213,7 +208,7 @@ async fn a_cpu_profile_of_a_busy_run_decodes_as_pprof_with_samples() {
         async move { get_bytes(&format!("{base}/debug/pprof/profile?seconds=5")).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (second, body) = get_text(&format!("{base}/debug/pprof/profile?seconds=1")).await;
+    let (second, body) = get(&format!("{base}/debug/pprof/profile?seconds=1")).await;
     assert_eq!(second, 409, "a second profile at once: {body}");
     // Keep Faro busy while it is sampled: write until it has spent 600 ms
     // of CPU (60 samples' worth at 99 Hz), however loaded the machine is.
@@ -267,10 +262,10 @@ async fn a_cpu_profile_of_a_busy_run_decodes_as_pprof_with_samples() {
     );
     assert!(p.duration_nanos >= 4_900_000_000);
     // The other endpoints.
-    let (status, heap) = get_text(&format!("{base}/debug/pprof/heap")).await;
+    let (status, heap) = get(&format!("{base}/debug/pprof/heap")).await;
     assert_eq!(status, 200);
     assert!(heap.contains("VmRSS:"), "{heap}");
-    let (status, tasks) = get_text(&format!("{base}/debug/pprof/tasks")).await;
+    let (status, tasks) = get(&format!("{base}/debug/pprof/tasks")).await;
     assert_eq!(status, 200);
     assert!(tasks.contains("tasks alive: "), "{tasks}");
     let (code, _) = faro.stop().await;
@@ -310,12 +305,12 @@ async fn a_slow_worker_crosses_the_queue_threshold_once_and_readiness_fails_only
         let mut drained = true;
         for (k, (_, _, _, url)) in started.iter().enumerate() {
             let base = url.strip_suffix("/metrics").unwrap();
-            let (status, body) = get_text(&format!("{base}/readyz")).await;
+            let (status, body) = get(&format!("{base}/readyz")).await;
             if status == 503 {
                 assert!(body.contains("threshold max_queue_depth"), "{body}");
                 seen_503[k] = true;
             }
-            let (_, text) = get_text(url).await;
+            let (_, text) = get(url).await;
             let handled = sum(
                 &text,
                 "faro_worker_events_total",
@@ -339,7 +334,7 @@ async fn a_slow_worker_crosses_the_queue_threshold_once_and_readiness_fails_only
         "503 only with readiness_on_violation"
     );
     for (asked, faro, log, url) in started {
-        let (_, text) = get_text(&url).await;
+        let (_, text) = get(&url).await;
         assert_eq!(
             sum(
                 &text,
@@ -350,7 +345,7 @@ async fn a_slow_worker_crosses_the_queue_threshold_once_and_readiness_fails_only
             "{text}"
         );
         let base = url.strip_suffix("/metrics").unwrap().to_owned();
-        assert_eq!(get_text(&format!("{base}/readyz")).await.0, 200);
+        assert_eq!(get(&format!("{base}/readyz")).await.0, 200);
         let (code, _) = faro.stop().await;
         assert_eq!(code, 0);
         let stderr = std::fs::read_to_string(&log).unwrap();
@@ -411,7 +406,7 @@ async fn the_final_push_holds_the_summary_counts() {
         .expect("faro exits")
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    let (code, text) = get_text(&format!("{gw}/metrics")).await;
+    let (code, text) = get(&format!("{gw}/metrics")).await;
     assert_eq!(code, 200);
     let group = ["job=\"faro\"", "instance=\"ci-7\""];
     for (kind, key) in [("ADDED", "added"), ("UPDATED", "updated")] {
@@ -455,7 +450,7 @@ async fn a_pushgateway_gone_mid_run_is_a_warning_not_a_hang() {
     faro.line("FARO_READY:").await;
     // A periodic push arrives…
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !get_text(&format!("{gw}/metrics"))
+    while !get(&format!("{gw}/metrics"))
         .await
         .1
         .contains("job=\"faro\"")
@@ -526,7 +521,7 @@ async fn prometheus_scrapes_and_queries_the_metrics() {
     let query = |q: &str| format!("{api}/api/v1/query?query={q}");
     let deadline = Instant::now() + Duration::from_secs(40);
     let added = loop {
-        let (_, body) = get_text(&query(
+        let (_, body) = get(&query(
             "sum(faro_watch_events_total%7Btype%3D%22ADDED%22%7D)",
         ))
         .await;
@@ -540,7 +535,7 @@ async fn prometheus_scrapes_and_queries_the_metrics() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let (_, own) = get_text(&url).await;
+    let (_, own) = get(&url).await;
     assert_eq!(
         added,
         sum(&own, "faro_watch_events_total", &["type=\"ADDED\""]),
@@ -548,7 +543,7 @@ async fn prometheus_scrapes_and_queries_the_metrics() {
     );
     assert_eq!(added, 13.0, "the 12 and the namespace's kube-root-ca.crt");
     // Histograms are parsed too: a quantile over the latency buckets.
-    let (_, body) = get_text(&query(
+    let (_, body) = get(&query(
         "histogram_quantile(0.99%2C%20sum%20by%20(le)(faro_event_latency_seconds_bucket))",
     ))
     .await;
@@ -560,7 +555,7 @@ async fn prometheus_scrapes_and_queries_the_metrics() {
         .parse()
         .unwrap();
     assert!(p99 > 0.0 && p99 <= 10.0, "{body}");
-    let (_, body) = get_text(&query("up%7Bjob%3D%22faro%22%7D")).await;
+    let (_, body) = get(&query("up%7Bjob%3D%22faro%22%7D")).await;
     assert!(body.contains("\"1\""), "{body}");
     let (code, _) = faro.stop().await;
     assert_eq!(code, 0);

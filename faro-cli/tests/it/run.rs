@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{Faro, Kubectl, TempDir, records, shorts, sim};
 
@@ -66,23 +65,8 @@ async fn wait_for_distinct(path: &std::path::Path, expected: &[&str], keep: impl
 
 /// A GET over a fresh connection: (status, body).
 pub async fn get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (status, body) = crate::monitor::get_bytes(url).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Sums the samples of `name` (any labels) in Prometheus text, checking every line parses.

@@ -19,7 +19,7 @@ fn unknown_key() {
     );
     assert_eq!(
         error("output_dir: /tmp\nfoo: 1\n"),
-        "foo: unknown key; expected one of output_dir, log_level, auto_shutdown_sec, json_export, metrics, namespaces, resources, workload, plugins, workers, middleware, logs, k8s_events, lifecycle, correlation_output, checkpoint, updates, clusters, readiness, ha (line 2, column 1)"
+        "foo: unknown key; expected one of output_dir, log_level, auto_shutdown_sec, json_export, metrics, namespaces, resources, workload, plugins, workers, middleware, logs, k8s_events, lifecycle, correlation_output, checkpoint, updates, clusters, readiness, ha, monitor (line 2, column 1)"
     );
     let e = error(
         "namespaces:\n  - name_selector: a\n    resources:\n      v1/configmaps:\n        nme_pattern: x\n",
