@@ -43,6 +43,8 @@ pub fn run(o: &Options<'_>) -> Result<()> {
                 vec![crate::compare::Workload {
                     configmaps: 10_000,
                     updates: 2_000,
+                    rate: 1_000,
+                    rate_seconds: 5,
                 }],
                 1,
             )
@@ -52,10 +54,14 @@ pub fn run(o: &Options<'_>) -> Result<()> {
                     crate::compare::Workload {
                         configmaps: 10_000,
                         updates: 20_000,
+                        rate: 1_000,
+                        rate_seconds: 20,
                     },
                     crate::compare::Workload {
                         configmaps: 100_000,
                         updates: 20_000,
+                        rate: 1_000,
+                        rate_seconds: 20,
                     },
                 ],
                 3,

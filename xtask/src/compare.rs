@@ -23,6 +23,10 @@ use serde_json::{Value, json};
 pub struct Workload {
     pub configmaps: usize,
     pub updates: usize,
+    /// Then updates at this fixed rate (per second) for `rate_seconds`,
+    /// for the observe→sink latency of `faro run`.
+    pub rate: usize,
+    pub rate_seconds: usize,
 }
 
 /// The programs compared, in the order they run.
@@ -39,6 +43,9 @@ pub struct Figures {
     pub resident_bytes_per_object: f64,
     pub update_cpu_per_1000: f64,
     pub drain_lag_seconds: f64,
+    /// `faro run` only: observe→sink latency at the fixed rate, p50 and p99.
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
 }
 
 impl Figures {
@@ -52,6 +59,8 @@ impl Figures {
             "resident_bytes_per_object": self.resident_bytes_per_object,
             "update_cpu_seconds_per_1000_events": self.update_cpu_per_1000,
             "drain_lag_seconds": self.drain_lag_seconds,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p99_ms": self.latency_p99_ms,
         })
     }
 }
@@ -112,6 +121,15 @@ impl BenchSim {
                 return Ok(());
             }
         }
+    }
+}
+
+impl BenchSim {
+    /// Starts `rate R SECONDS`; `RATE_DONE` comes on its lines.
+    fn start_rate(&mut self, per_second: usize, seconds: usize) -> Result<()> {
+        writeln!(self.stdin, "rate {per_second} {seconds}")?;
+        self.stdin.flush()?;
+        Ok(())
     }
 }
 
@@ -215,6 +233,16 @@ impl Progress {
 struct Running {
     child: Child,
     progress: Progress,
+}
+
+impl Running {
+    /// The file the contender writes its events to, when it is one.
+    fn file(&self) -> Option<PathBuf> {
+        match &self.progress {
+            Progress::File(f) => Some(f.path.clone()),
+            Progress::Counter(_) => None,
+        }
+    }
 }
 
 impl Drop for Running {
@@ -397,6 +425,9 @@ fn measure(name: &str, bin: &Path, sim: &mut BenchSim, w: Workload) -> Result<Fi
         sync_cpu_per_1000: sync_cpu * 1000.0 / objects as f64,
         rss_after_sync_mb: rss / 1_048_576.0,
         resident_bytes_per_object: rss / objects as f64,
+        // Measured for `faro run` only; the others show none.
+        latency_p50_ms: f64::NAN,
+        latency_p99_ms: f64::NAN,
         ..Figures::default()
     };
     if w.updates > 0 {
@@ -410,10 +441,74 @@ fn measure(name: &str, bin: &Path, sim: &mut BenchSim, w: Workload) -> Result<Fi
         f.drain_lag_seconds = drained.duration_since(written).as_secs_f64();
         f.update_cpu_per_1000 = (cpu_seconds(pid) - sync_cpu) * 1000.0 / w.updates as f64;
     }
+    if name == "faro run" && w.rate > 0 {
+        let file = running.file().context("faro run writes a file")?;
+        let (p50, p99) = latency(sim, &file, w)?;
+        f.latency_p50_ms = p50;
+        f.latency_p99_ms = p99;
+    }
     f.peak_rss_mb = resident(pid).1 / 1_048_576.0;
     drop(running);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(f)
+}
+
+/// Updates at a fixed rate while the events file is tailed: for each
+/// UPDATED line, the time it is seen in the file minus the time Faro read
+/// the event off the watch (its `timestamp`). Returns (p50, p99) in ms.
+fn latency(sim: &mut BenchSim, file: &Path, w: Workload) -> Result<(f64, f64)> {
+    use std::io::Seek;
+    let mut f = std::fs::File::open(file)?;
+    let mut offset = f.seek(std::io::SeekFrom::End(0))?;
+    let expected = w.rate * w.rate_seconds;
+    sim.start_rate(w.rate, w.rate_seconds)?;
+    let deadline = Instant::now() + Duration::from_secs(w.rate_seconds as u64 + 60);
+    let mut latencies: Vec<f64> = Vec::with_capacity(expected);
+    let mut partial = Vec::new();
+    while latencies.len() < expected {
+        if Instant::now() > deadline {
+            bail!(
+                "{} of {expected} updates seen at the fixed rate",
+                latencies.len()
+            );
+        }
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        if buf.is_empty() {
+            std::thread::sleep(Duration::from_micros(500));
+            continue;
+        }
+        let seen = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs_f64();
+        offset += buf.len() as u64;
+        partial.extend_from_slice(&buf);
+        let Some(last) = partial.iter().rposition(|b| *b == b'\n') else {
+            continue;
+        };
+        let whole: Vec<u8> = partial.drain(..=last).collect();
+        for line in whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let v: Value = serde_json::from_slice(line)?;
+            if v["eventType"] != "UPDATED" {
+                continue;
+            }
+            let observed = v["timestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .context("an event line without a timestamp")?;
+            let observed = observed.as_nanosecond() as f64 / 1e9;
+            latencies.push((seen - observed) * 1000.0);
+        }
+    }
+    // The writer's answer, so that the next command starts clean.
+    let done = Instant::now() + Duration::from_secs(30);
+    while !sim.next_line(done)?.starts_with("RATE_DONE") {}
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    Ok((at(0.5), at(0.99)))
 }
 
 /// The median of each figure over the runs, and the spread (max − min) of
@@ -437,6 +532,8 @@ fn median(runs: &[Figures]) -> (Figures, f64) {
             resident_bytes_per_object: pick(&|r| r.resident_bytes_per_object),
             update_cpu_per_1000: pick(&|r| r.update_cpu_per_1000),
             drain_lag_seconds: pick(&|r| r.drain_lag_seconds),
+            latency_p50_ms: pick(&|r| r.latency_p50_ms),
+            latency_p99_ms: pick(&|r| r.latency_p99_ms),
         },
         spread,
     )
@@ -479,7 +576,10 @@ pub fn run(bin: &Path, workloads: &[Workload], repetitions: usize) -> Result<Vec
             contenders.push(entry);
         }
         out.push(json!({
-            "name": format!("{} ConfigMaps (~1 KB), then {} updates from 8 writers", w.configmaps, w.updates),
+            "name": format!(
+                "{} ConfigMaps (~1 KB), then {} updates from 8 writers, then {}/s for {} s",
+                w.configmaps, w.updates, w.rate, w.rate_seconds
+            ),
             "objects": sim.objects,
             "updates": w.updates,
             "contenders": contenders,

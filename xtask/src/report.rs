@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 /// The figures shown, in order: key, label, whether lower is better.
-const ROWS: [(&str, &str, bool); 8] = [
+const ROWS: [(&str, &str, bool); 10] = [
     ("sync_seconds", "initial sync, s", true),
     ("sync_events_per_second", "events/s (sync)", false),
     (
@@ -26,6 +26,16 @@ const ROWS: [(&str, &str, bool); 8] = [
     (
         "drain_lag_seconds",
         "drain lag after the last write, s",
+        true,
+    ),
+    (
+        "latency_p50_ms",
+        "observe→sink p50 at the fixed rate, ms",
+        true,
+    ),
+    (
+        "latency_p99_ms",
+        "observe→sink p99 at the fixed rate, ms (target < 5)",
         true,
     ),
 ];
