@@ -125,7 +125,7 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
     churner.abort();
     rollouts.abort();
     let summary = session.stop().await;
-    println!(
+    say!(
         "faro demo: {} events written ({} added, {} updated, {} deleted, {} dropped) in {:.1} s{}",
         summary.added + summary.updated + summary.deleted,
         summary.added,
@@ -138,7 +138,7 @@ pub async fn demo(common: &Common, duration: Option<u64>) -> Result<(), Failure>
             .unwrap_or_default()
     );
     if let (Some(lines), Some(file)) = (summary.log_lines, &session.container_logs) {
-        println!(
+        say!(
             "faro demo: {lines} container log lines in {}",
             file.path().display()
         );

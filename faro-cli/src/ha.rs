@@ -45,9 +45,9 @@ pub fn start(
 fn say(sharded: bool, shard: usize, leading: bool, cluster: &str) {
     let role = if leading { "leading" } else { "following" };
     if sharded {
-        println!("FARO_HA: {role} shard {shard}{cluster}");
+        say!("FARO_HA: {role} shard {shard}{cluster}");
     } else {
-        println!("FARO_HA: {role}{cluster}");
+        say!("FARO_HA: {role}{cluster}");
     }
 }
 

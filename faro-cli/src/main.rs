@@ -3,6 +3,15 @@
 //! `watch` (flags only), `logs` (container logs from flags), `events`
 //! (Kubernetes Events from flags) and `sim` (the simulated cluster alone).
 
+/// A line on stdout for whoever reads it. A closed stdout (`faro run |
+/// head -1`) loses the line, not the run: the events still go to their files.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod demo;
 mod events_cmd;
@@ -104,8 +113,8 @@ async fn sim(args: &cli::SimArgs) -> Result<(), Failure> {
                     .await;
         }));
     }
-    println!("FARO_SIM_URL: {}", sim.url());
-    println!("FARO_SIM_KUBECONFIG: {}", sim.kubeconfig().display());
+    say!("FARO_SIM_URL: {}", sim.url());
+    say!("FARO_SIM_KUBECONFIG: {}", sim.kubeconfig().display());
     run::shutdown_signal(None).await;
     for task in workload {
         task.abort();

@@ -697,7 +697,7 @@ async fn announce_clusters(fleet: faro_watch::Fleet) {
                 line = format!("{line} ({why})");
             }
             if said.get(&*c.name) != Some(&line) {
-                println!("FARO_CLUSTER: {} {line}", c.name);
+                say!("FARO_CLUSTER: {} {line}", c.name);
                 said.insert(c.name.to_string(), line);
             }
         }
@@ -754,27 +754,27 @@ pub async fn run(common: &Common, mut config: Config, fresh: bool) -> Result<(),
         Watching::One(_) => None,
     };
     if let Some(url) = &session.metrics_url {
-        println!("FARO_METRICS_URL: {url}");
+        say!("FARO_METRICS_URL: {url}");
     }
     if let Some(json) = &session.json {
-        println!("FARO_JSON_FILE: {}", json.path().display());
+        say!("FARO_JSON_FILE: {}", json.path().display());
     }
     if let Some(logs) = &session.container_logs {
-        println!("FARO_CONTAINER_LOGS_FILE: {}", logs.path().display());
+        say!("FARO_CONTAINER_LOGS_FILE: {}", logs.path().display());
     }
     if let Some(events) = &session.k8s_events {
-        println!("FARO_K8S_EVENTS_FILE: {}", events.path().display());
+        say!("FARO_K8S_EVENTS_FILE: {}", events.path().display());
     }
     if let Some(lifecycle) = &session.lifecycle {
-        println!("FARO_LIFECYCLE_FILE: {}", lifecycle.path().display());
+        say!("FARO_LIFECYCLE_FILE: {}", lifecycle.path().display());
     }
     if let Some(correlations) = &session.correlations {
-        println!(
+        say!(
             "FARO_CORRELATION_DIR: {}",
             correlations.directory().display()
         );
     }
-    println!("FARO_LOG_FILE: {}", session.log_file.display());
+    say!("FARO_LOG_FILE: {}", session.log_file.display());
     let interval = Duration::from_secs(common.stats_interval.max(1));
     let collect_every = interval.min(monitor_config.interval);
     session.monitor.add_source(crate::stats::source(
@@ -807,11 +807,11 @@ pub async fn run(common: &Common, mut config: Config, fresh: bool) -> Result<(),
         () = session.wait_ready() => {
             let (synced, parked) = session.informer_counts();
             match session.watching.clusters() {
-                Some(clusters) => println!(
+                Some(clusters) => say!(
                     "FARO_READY: {}; {synced} informers synced, {parked} parked",
                     crate::watching::summary(&clusters)
                 ),
-                None => println!("FARO_READY: {synced} informers synced, {parked} parked"),
+                None => say!("FARO_READY: {synced} informers synced, {parked} parked"),
             }
             session.monitor.startup_complete();
             stop.await;
@@ -830,7 +830,7 @@ pub async fn run(common: &Common, mut config: Config, fresh: bool) -> Result<(),
         replicas.stop().await;
         announcer.abort();
     }
-    println!("FARO_SUMMARY: {}", summary.json());
+    say!("FARO_SUMMARY: {}", summary.json());
     if push_on_exit {
         session.push_metrics().await;
     }

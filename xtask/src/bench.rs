@@ -42,6 +42,7 @@ pub fn run(o: &Options<'_>) -> Result<()> {
             (
                 vec![crate::compare::Workload {
                     configmaps: 10_000,
+                    pods: 0,
                     updates: 2_000,
                     rate: 1_000,
                     rate_seconds: 5,
@@ -53,15 +54,24 @@ pub fn run(o: &Options<'_>) -> Result<()> {
                 vec![
                     crate::compare::Workload {
                         configmaps: 10_000,
+                        pods: 0,
                         updates: 20_000,
                         rate: 1_000,
                         rate_seconds: 20,
                     },
                     crate::compare::Workload {
                         configmaps: 100_000,
+                        pods: 0,
                         updates: 20_000,
                         rate: 1_000,
                         rate_seconds: 20,
+                    },
+                    crate::compare::Workload {
+                        configmaps: 0,
+                        pods: 20_000,
+                        updates: 0,
+                        rate: 0,
+                        rate_seconds: 0,
                     },
                 ],
                 3,

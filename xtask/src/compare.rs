@@ -22,6 +22,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy)]
 pub struct Workload {
     pub configmaps: usize,
+    /// With pods, the ~6 KB Pods are what is watched (sync figures only:
+    /// the updates and the fixed rate apply to ConfigMaps).
+    pub pods: usize,
     pub updates: usize,
     /// Then updates at this fixed rate (per second) for `rate_seconds`,
     /// for the observe→sink latency of `faro run`.
@@ -46,6 +49,28 @@ pub struct Figures {
     /// `faro run` only: observe→sink latency at the fixed rate, p50 and p99.
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+}
+
+impl Workload {
+    /// (plural, GVR, kube-watcher's resource) of what is watched.
+    fn resource(&self) -> (&'static str, &'static str, &'static str) {
+        if self.pods > 0 {
+            ("pods", "v1/pods", "v1/pods/Pod")
+        } else {
+            ("configmaps", "v1/configmaps", "v1/configmaps/ConfigMap")
+        }
+    }
+
+    fn name(&self) -> String {
+        if self.pods > 0 {
+            format!("{} Pods (~6 KB, two containers)", self.pods)
+        } else {
+            format!(
+                "{} ConfigMaps (~1 KB), then {} updates from 8 writers, then {}/s for {} s",
+                self.configmaps, self.updates, self.rate, self.rate_seconds
+            )
+        }
+    }
 }
 
 impl Figures {
@@ -78,6 +103,7 @@ impl BenchSim {
     fn start(bin: &Path, w: Workload) -> Result<Self> {
         let mut child = Command::new(bin.join("bench-sim"))
             .args(["--configmaps", &w.configmaps.to_string(), "--bytes", "1024"])
+            .args(["--pods", &w.pods.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -252,13 +278,14 @@ impl Drop for Running {
     }
 }
 
-fn start(name: &str, bin: &Path, sim: &BenchSim, dir: &Path) -> Result<Running> {
+fn start(name: &str, bin: &Path, sim: &BenchSim, w: Workload, dir: &Path) -> Result<Running> {
     let kubeconfig = sim.kubeconfig.to_str().context("kubeconfig path")?;
+    let (plural, gvr, resource) = w.resource();
     let faro = bin.join("faro");
     match name {
         "faro run" => {
             let config = dir.join("faro.yaml");
-            std::fs::write(&config, "resources: [{gvr: v1/configmaps}]\n")?;
+            std::fs::write(&config, format!("resources: [{{gvr: {gvr}}}]\n"))?;
             let out = dir.join("out");
             let mut child = Command::new(&faro)
                 .args(["run", "--config"])
@@ -279,6 +306,8 @@ fn start(name: &str, bin: &Path, sim: &BenchSim, dir: &Path) -> Result<Running> 
                     break PathBuf::from(p);
                 }
             };
+            // Keep reading its stdout, as a terminal would.
+            std::thread::spawn(move || for _ in lines {});
             Ok(Running {
                 child,
                 progress: Progress::File(FileLines {
@@ -291,15 +320,7 @@ fn start(name: &str, bin: &Path, sim: &BenchSim, dir: &Path) -> Result<Running> 
         "faro watch" => {
             let path = dir.join("watch.json");
             let child = Command::new(&faro)
-                .args([
-                    "watch",
-                    "v1/configmaps",
-                    "-A",
-                    "-o",
-                    "json",
-                    "--kubeconfig",
-                    kubeconfig,
-                ])
+                .args(["watch", gvr, "-A", "-o", "json", "--kubeconfig", kubeconfig])
                 .args(["--no-metrics"])
                 .stdout(std::fs::File::create(&path)?)
                 .stderr(Stdio::null())
@@ -316,6 +337,7 @@ fn start(name: &str, bin: &Path, sim: &BenchSim, dir: &Path) -> Result<Running> 
         "kube-watcher" => {
             let mut child = Command::new(bin.join("kube-watcher"))
                 .args(["--kubeconfig", kubeconfig, "--every", "100"])
+                .args(["--resource", resource])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()?;
@@ -343,7 +365,7 @@ fn start(name: &str, bin: &Path, sim: &BenchSim, dir: &Path) -> Result<Running> 
             let mut child = Command::new("kubectl")
                 .args([
                     "get",
-                    "configmaps",
+                    plural,
                     "-A",
                     "-w",
                     "-o",
@@ -412,7 +434,7 @@ fn measure(name: &str, bin: &Path, sim: &mut BenchSim, w: Workload) -> Result<Fi
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let started = Instant::now();
-    let mut running = start(name, bin, sim, &dir)?;
+    let mut running = start(name, bin, sim, w, &dir)?;
     let pid = running.child.id();
     let objects = sim.objects;
     let synced = wait_for(&mut running, objects, Duration::from_secs(300))?;
@@ -544,7 +566,7 @@ fn median(runs: &[Figures]) -> (Figures, f64) {
 pub fn run(bin: &Path, workloads: &[Workload], repetitions: usize) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for w in workloads {
-        eprintln!("bench: starting bench-sim with {} ConfigMaps", w.configmaps);
+        eprintln!("bench: starting bench-sim: {}", w.name());
         let mut sim = BenchSim::start(bin, *w)?;
         let mut contenders = Vec::new();
         for name in CONTENDERS {
@@ -576,10 +598,7 @@ pub fn run(bin: &Path, workloads: &[Workload], repetitions: usize) -> Result<Vec
             contenders.push(entry);
         }
         out.push(json!({
-            "name": format!(
-                "{} ConfigMaps (~1 KB), then {} updates from 8 writers, then {}/s for {} s",
-                w.configmaps, w.updates, w.rate, w.rate_seconds
-            ),
+            "name": w.name(),
             "objects": sim.objects,
             "updates": w.updates,
             "contenders": contenders,

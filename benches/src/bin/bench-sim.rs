@@ -1,7 +1,8 @@
 //! `bench-sim`: a faro-sim process for the end-to-end comparison of
 //! `cargo xtask bench`. It seeds ConfigMaps (`--configmaps N`, about
-//! `--bytes B` each, over 10 namespaces), prints `BENCH_SIM_OBJECTS: <n>`
-//! (every ConfigMap, the namespaces' own included) and
+//! `--bytes B` each, over 10 namespaces) and with `--pods N` about 6 KB
+//! Pods of two containers, prints `BENCH_SIM_OBJECTS: <n>` (every Pod with
+//! `--pods`, else every ConfigMap, the namespaces' own included) and
 //! `BENCH_SIM_KUBECONFIG: <path>` once they are all in, then reads commands
 //! on stdin, one a line, answering each when done:
 //!
@@ -47,8 +48,41 @@ fn update(sim: &faro_sim::Sim, i: usize, round: u64, bytes: usize) {
     sim.update(object).expect("update");
 }
 
+/// A Pod of about 6 KB with two containers, bound to a node no kubelet
+/// serves (so the simulated cluster leaves it as it is).
+fn pod(i: usize) -> serde_json::Value {
+    let (ns, _) = name_of(i);
+    let env: Vec<serde_json::Value> = (0..85)
+        .map(|k| serde_json::json!({"name": format!("SETTING_{k}"), "value": format!("value-{k}-of-pod-{i}")}))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("web-{i}"), "namespace": ns,
+            "labels": {"app": "web", "pod-template-hash": "7d4b9c8f6d", "tier": "frontend"},
+            "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
+        },
+        "spec": {
+            "nodeName": "bench-unserved-node",
+            "containers": [
+                {"name": "web", "image": "registry.example/web:1.2.3", "env": env,
+                 "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                 "volumeMounts": [{"name": "config", "mountPath": "/etc/web"}]},
+                {"name": "sidecar", "image": "registry.example/proxy:4.5",
+                 "args": ["--port=9090", "--upstream=127.0.0.1:8080"]}
+            ],
+            "volumes": [{"name": "config", "configMap": {"name": "web-config"}}],
+            "restartPolicy": "Always",
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                             "effect": "NoExecute", "tolerationSeconds": 300}]
+        }
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let pods = flag(&args, "--pods", 0);
     let count = flag(&args, "--configmaps", 10_000);
     let bytes = flag(&args, "--bytes", 1024);
     let runtime = faro_benches::runtime();
@@ -67,7 +101,12 @@ fn main() {
         let (ns, name) = name_of(i);
         sim.create(configmap(&ns, &name, bytes)).expect("configmap");
     }
-    let objects = sim.list("v1", "ConfigMap", None).expect("list").len();
+    for i in 0..pods {
+        sim.create(pod(i)).expect("pod");
+    }
+    // With --pods, the pods are what is compared.
+    let kind = if pods > 0 { "Pod" } else { "ConfigMap" };
+    let objects = sim.list("v1", kind, None).expect("list").len();
     println!("BENCH_SIM_OBJECTS: {objects}");
     println!("BENCH_SIM_KUBECONFIG: {}", sim.kubeconfig().display());
     let round = AtomicU64::new(0);

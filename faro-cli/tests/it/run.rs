@@ -670,3 +670,58 @@ async fn a_full_output_disk_fails_healthz_and_loses_no_line() {
             .all(|l| l.contains(" ADDED ") && l.contains(" rv="))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_loses_lines_not_the_run() {
+    use tokio::io::AsyncBufReadExt;
+    let sim = sim().await;
+    let dir = TempDir::new();
+    let config = dir.file("faro.yaml", "resources: [{gvr: v1/configmaps}]\n");
+    let out = dir.path().join("out");
+    let mut child = tokio::process::Command::new(crate::FARO)
+        .args(["run", "--config", config.to_str().unwrap(), "--no-metrics"])
+        .arg("--kubeconfig")
+        .arg(sim.kubeconfig())
+        .arg("--output-dir")
+        .arg(&out)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Read one line, then close the pipe, as `faro run | head -1` does.
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let events = first.strip_prefix("FARO_JSON_FILE: ").unwrap().to_owned();
+    drop(lines);
+    let events = std::path::Path::new(&events);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(events).is_ok_and(|t| t.contains("kube-root-ca.crt")) {
+        assert!(tokio::time::Instant::now() < deadline, "no events written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.create(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "after-the-pipe", "namespace": "default"}}))
+        .unwrap();
+    while !std::fs::read_to_string(events).is_ok_and(|t| t.contains("after-the-pipe")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run stopped writing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-s", "TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("faro exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "no panic on the closed stdout");
+}
