@@ -496,29 +496,43 @@ async fn replicas_over_two_clusters_elect_in_each_and_hand_both_over() {
             expected.push((name, format!("b-{i}"), rv(&o)));
         }
     }
-    wait_for(
-        "the new leader writes both clusters",
-        Duration::from_secs(10),
-        || lines(&file_b).len() >= 20,
-    )
-    .await;
-    let records: Vec<Value> = [&file_a, &file_b]
-        .iter()
-        .flat_map(|f| {
-            let text = std::fs::read_to_string(f).unwrap_or_default();
-            let whole = text[..text.rfind('\n').map_or(0, |i| i + 1)].to_owned();
-            whole
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for (cluster, name, rv) in &expected {
-        assert!(
-            records.iter().any(|r| r["cluster"] == *cluster
+    // Both files, whole lines only.
+    let read_both = || -> Vec<Value> {
+        [&file_a, &file_b]
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).unwrap_or_default();
+                let whole = text[..text.rfind('\n').map_or(0, |i| i + 1)].to_owned();
+                whole
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let written = |records: &[Value], (cluster, name, rv): &(&str, String, String)| {
+        records.iter().any(|r| {
+            r["cluster"] == *cluster
                 && r["name"] == name.as_str()
-                && r["resourceVersion"] == rv.as_str()),
-            "{cluster} {name} {rv} is in neither file"
+                && r["resourceVersion"] == rv.as_str()
+        })
+    };
+    // The new leader may first write what it held beyond the old leader's
+    // progress: wait (10 s at most) for every change, not for a number of
+    // lines, then name any that is missing.
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut records = read_both();
+    while !expected.iter().all(|e| written(&records, e)) && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        records = read_both();
+    }
+    for e in &expected {
+        assert!(
+            written(&records, e),
+            "{} {} {} is in neither file",
+            e.0,
+            e.1,
+            e.2
         );
     }
     let _ = b.child.start_kill();
