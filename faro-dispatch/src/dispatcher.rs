@@ -93,10 +93,6 @@ struct Slot {
     dropped: Counter,
     /// Read off the watch → handled by this worker.
     latency: LatencyHistogram,
-    /// Calls that failed or panicked.
-    failures: Counter,
-    /// Items handled.
-    handled: Counter,
     /// Events accepted into a lane and not yet handled (or skipped).
     pending: AtomicUsize,
 }
@@ -288,8 +284,6 @@ impl Dispatcher {
                 .latency
                 .get_or_create(&[("worker", name.clone())])
                 .clone(),
-            failures: Counter::default(),
-            handled: DispatchMetrics::worker(&metrics.handled, &name),
             name,
             worker,
             policy: settings.full_queue,
@@ -417,21 +411,16 @@ impl Dispatcher {
         out
     }
 
-    /// Items (events, log batches, records) handled, all workers together.
-    pub fn handled_total(&self) -> u64 {
-        read(&self.inner.routes)
-            .slots
-            .iter()
-            .map(|s| s.handled.get())
-            .sum()
-    }
-
     /// Worker calls that failed or panicked, all workers together.
     pub fn errors_total(&self) -> u64 {
+        let m = &self.inner.metrics;
         read(&self.inner.routes)
             .slots
             .iter()
-            .map(|s| s.failures.get())
+            .map(|s| {
+                DispatchMetrics::worker(&m.errors, &s.name).get()
+                    + DispatchMetrics::worker(&m.panics, &s.name).get()
+            })
             .sum()
     }
 
@@ -645,7 +634,7 @@ const IDLE_RETRY: Duration = Duration::from_millis(500);
 /// One lane: handles its events in order, tells the worker when it is idle.
 async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Item>) {
     let metrics = &inner.metrics;
-    let handled = &slot.handled;
+    let handled = DispatchMetrics::worker(&metrics.handled, &slot.name);
     let errors = DispatchMetrics::worker(&metrics.errors, &slot.name);
     let panics = DispatchMetrics::worker(&metrics.panics, &slot.name);
     let skipped = DispatchMetrics::worker(&metrics.skipped, &slot.name);
@@ -697,9 +686,6 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
         };
         if let Item::Event(e) = &event {
             slot.latency.observe(e.received().elapsed());
-        }
-        if !matches!(result, Ok(Ok(()))) {
-            slot.failures.inc();
         }
         let panic = match result {
             Ok(Ok(())) => None,

@@ -16,24 +16,16 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
 ];
 
 /// The same bounds in nanoseconds, compared on the hot path.
-const BOUNDS_NANOS: [u64; 16] = [
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
+const BOUNDS_NANOS: [u64; LATENCY_BUCKETS.len()] = {
+    let mut out = [0; LATENCY_BUCKETS.len()];
+    let mut i = 0;
+    while i < out.len() {
+        // Rounded: 0.00025 × 1e9 is not exactly 250,000 in binary.
+        out[i] = (LATENCY_BUCKETS[i] * 1e9 + 0.5) as u64;
+        i += 1;
+    }
+    out
+};
 
 /// Buckets including +Inf.
 const SLOTS: usize = LATENCY_BUCKETS.len() + 1;
@@ -189,6 +181,16 @@ mod tests {
         assert_eq!(window.count(), 1);
         assert_eq!(window.quantile(0.99), Some(0.05));
         assert_eq!(LatencyCounts::default().quantile(0.99), None);
+    }
+
+    #[test]
+    fn the_nanosecond_bounds_are_the_bounds() {
+        assert_eq!(BOUNDS_NANOS[0], 100_000);
+        assert_eq!(BOUNDS_NANOS[1], 250_000);
+        assert_eq!(BOUNDS_NANOS[15], 10_000_000_000);
+        for (n, s) in BOUNDS_NANOS.iter().zip(LATENCY_BUCKETS) {
+            assert_eq!(*n as f64 / 1e9, s);
+        }
     }
 
     #[test]

@@ -342,37 +342,30 @@ impl PerformanceMonitor {
                 .as_deref()
                 .map(|w| format!(" ({w})"))
                 .unwrap_or_default();
-            if t.started {
-                self.inner.exceeded.get_or_create(&label).set(1);
+            let (state, event, how) = if t.started {
                 self.inner.violations.get_or_create(&label).inc();
-                tracing::warn!(
-                    threshold = t.threshold,
-                    value = t.value,
-                    limit = t.limit,
-                    "threshold {} exceeded: {}{about} is over {}",
-                    t.threshold,
-                    figure(t.value),
-                    figure(t.limit),
-                );
+                (1, "threshold_exceeded", ("exceeded", "is over"))
             } else {
-                self.inner.exceeded.get_or_create(&label).set(0);
-                tracing::warn!(
-                    threshold = t.threshold,
-                    value = t.value,
-                    limit = t.limit,
-                    "threshold {} back within its limit: {}{about} is not over {}",
-                    t.threshold,
-                    figure(t.value),
-                    figure(t.limit),
-                );
-            }
+                (
+                    0,
+                    "threshold_cleared",
+                    ("back within its limit", "is not over"),
+                )
+            };
+            self.inner.exceeded.get_or_create(&label).set(state);
+            tracing::warn!(
+                threshold = t.threshold,
+                value = t.value,
+                limit = t.limit,
+                "threshold {} {}: {}{about} {} {}",
+                t.threshold,
+                how.0,
+                figure(t.value),
+                how.1,
+                figure(t.limit),
+            );
             let mut told = (*s).clone();
             told.threshold = Some(t.threshold.to_owned());
-            let event = if t.started {
-                "threshold_exceeded"
-            } else {
-                "threshold_cleared"
-            };
             self.call_hooks(event, &told);
         }
         self.call_hooks("metrics_collection", &s);

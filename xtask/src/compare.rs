@@ -220,6 +220,14 @@ struct FileLines {
 }
 
 impl FileLines {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            offset: 0,
+            lines: 0,
+        }
+    }
+
     fn count(&mut self) -> u64 {
         use std::io::Seek;
         let Ok(mut f) = std::fs::File::open(&self.path) else {
@@ -310,11 +318,7 @@ fn start(name: &str, bin: &Path, sim: &BenchSim, w: Workload, dir: &Path) -> Res
             std::thread::spawn(move || for _ in lines {});
             Ok(Running {
                 child,
-                progress: Progress::File(FileLines {
-                    path,
-                    offset: 0,
-                    lines: 0,
-                }),
+                progress: Progress::File(FileLines::new(path)),
             })
         }
         "faro watch" => {
@@ -327,11 +331,7 @@ fn start(name: &str, bin: &Path, sim: &BenchSim, w: Workload, dir: &Path) -> Res
                 .spawn()?;
             Ok(Running {
                 child,
-                progress: Progress::File(FileLines {
-                    path,
-                    offset: 0,
-                    lines: 0,
-                }),
+                progress: Progress::File(FileLines::new(path)),
             })
         }
         "kube-watcher" => {
