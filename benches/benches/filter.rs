@@ -7,7 +7,7 @@ use faro_filter::ObjectView;
 fn filter_evaluation(c: &mut Criterion) {
     let mut group = c.benchmark_group("filter/evaluate");
     for rules in [1usize, 10, 100] {
-        let spec = watch_spec_with_rules(rules);
+        let spec = watch_spec_with_rules(rules).filter_set();
         let objects = sample_objects(1_000, rules);
         let views: Vec<ObjectView<'_>> = objects
             .iter()

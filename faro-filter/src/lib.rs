@@ -33,6 +33,7 @@ mod error;
 mod field_selector;
 mod label_selector;
 mod pattern;
+mod set;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +44,7 @@ pub use label_selector::{
     LabelSelector, Labels, Operator, Requirement, is_dns_label, is_dns_subdomain,
 };
 pub use pattern::{LabelPattern, NamespaceMatcher, Pattern};
+pub use set::FilterSet;
 
 /// The parts of an object a filter looks at, borrowed from wherever the object lives.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +135,7 @@ impl ClientFilter {
         self.namespaces.matches(object.namespace) && self.matches_name_and_labels(object)
     }
 
-    fn matches_name_and_labels(&self, object: &ObjectView<'_>) -> bool {
+    pub(crate) fn matches_name_and_labels(&self, object: &ObjectView<'_>) -> bool {
         self.name.as_ref().is_none_or(|p| p.is_match(object.name))
             && self.labels.iter().all(|p| p.matches(object))
     }

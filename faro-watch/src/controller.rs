@@ -14,7 +14,7 @@ use faro_core::{
     Config, EventHandler, EventType, Gvr, K8sEventsConfig, LogsConfig, ResourceRule, Scope,
     WatchSpec, WorkloadConfig,
 };
-use faro_filter::ClientFilter;
+use faro_filter::FilterSet;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -284,7 +284,7 @@ impl Controller {
                 key,
                 Some(Scope::Cluster),
                 served(resource),
-                Arc::from(Vec::new()),
+                Arc::new(FilterSet::default()),
                 None,
                 Some(sink),
             );
@@ -347,7 +347,7 @@ impl Controller {
                     key,
                     Some(Scope::Namespaced),
                     resource.clone(),
-                    Arc::from(Vec::new()),
+                    Arc::new(FilterSet::default()),
                     None,
                     Some(sink.clone() as Arc<dyn InternalSink>),
                 )
@@ -395,7 +395,7 @@ impl Controller {
                     key,
                     Some(Scope::Namespaced),
                     Some(resource.clone()),
-                    Arc::from(Vec::new()),
+                    Arc::new(FilterSet::default()),
                     None,
                     Some(sink.clone()),
                 )
@@ -502,7 +502,7 @@ impl Controller {
             key_of(spec),
             spec.scope,
             resource,
-            Arc::from(spec.filters.clone()),
+            Arc::new(FilterSet::new(spec.filters.clone())),
             None,
             None,
         ))
@@ -636,7 +636,7 @@ impl Inner {
         key: InformerKey,
         scope: Option<Scope>,
         resource: Option<ResolvedResource>,
-        filters: Arc<[ClientFilter]>,
+        filters: Arc<FilterSet>,
         workload: Option<Arc<str>>,
         internal: Option<Arc<dyn InternalSink>>,
     ) -> Subscription {
@@ -699,7 +699,7 @@ impl Inner {
         drop(removed_entry);
     }
 
-    fn set_filters(&self, key: &InformerKey, id: u64, filters: Arc<[ClientFilter]>) {
+    fn set_filters(&self, key: &InformerKey, id: u64, filters: Arc<FilterSet>) {
         let informers = lock(&self.informers);
         if let Some(entry) = informers.get(key) {
             let changed = entry.shared.update_subscribers(|subs| {
@@ -748,7 +748,7 @@ impl Inner {
         let mut next: HashMap<InformerKey, Subscription> = HashMap::new();
         for spec in &wanted {
             let key = key_of(spec);
-            let filters: Arc<[ClientFilter]> = Arc::from(spec.filters.clone());
+            let filters: Arc<FilterSet> = Arc::new(FilterSet::new(spec.filters.clone()));
             let sub = match specs.subscriptions.remove(&key) {
                 Some(sub) => {
                     self.set_filters(&key, sub.id, filters);
@@ -842,7 +842,7 @@ async fn crd_watcher(inner: Arc<Inner>) {
         key,
         Some(Scope::Cluster),
         resource,
-        Arc::from(Vec::new()),
+        Arc::new(FilterSet::default()),
         None,
         Some(sink),
     );

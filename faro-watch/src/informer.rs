@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use faro_core::{DynamicObject, EventHandler, EventType, Gvr, MatchedEvent, Scope};
-use faro_filter::{ClientFilter, ObjectView};
+use faro_filter::{FilterSet, ObjectView};
 use futures_util::{Stream, StreamExt};
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::core::TypeMeta;
@@ -88,7 +88,7 @@ pub(crate) trait InternalSink: Send + Sync {
 pub(crate) struct Subscriber {
     pub id: u64,
     /// Handler deliveries pass when any filter accepts the object.
-    pub filters: Arc<[ClientFilter]>,
+    pub filters: Arc<FilterSet>,
     /// Tag put on the events this subscriber lets through.
     pub workload: Option<Arc<str>>,
     /// Set for internal subscribers, which see every event and no handler does for them.
@@ -106,7 +106,7 @@ impl Subscriber {
             name: meta.name.as_deref().unwrap_or(""),
             labels: meta.labels.as_ref(),
         };
-        self.filters.iter().any(|f| f.matches(&view))
+        self.filters.matches(&view)
     }
 }
 
@@ -345,7 +345,12 @@ impl Informer {
             .iter()
             .filter(|s| s.internal.is_none())
             .map(|s| {
-                let f: Vec<String> = s.filters.iter().map(ToString::to_string).collect();
+                let f: Vec<String> = s
+                    .filters
+                    .filters()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                 format!("[{}]", f.join(" OR "))
             })
             .collect();

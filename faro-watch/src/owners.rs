@@ -492,7 +492,7 @@ impl Owners {
             key.clone(),
             Some(scope),
             Some(resource),
-            Arc::from(Vec::new()),
+            Arc::new(faro_filter::FilterSet::default()),
             None,
             Some(sink),
         );

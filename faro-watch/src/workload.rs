@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 
 use faro_core::{DynamicObject, EventType, Gvr, Scope, WorkloadConfig};
-use faro_filter::ClientFilter;
+use faro_filter::{ClientFilter, FilterSet};
 
 use crate::controller::{Inner, Subscription};
 use crate::discovery::Resolution;
@@ -66,7 +66,7 @@ impl WorkloadSink {
                     key,
                     Some(Scope::Namespaced),
                     resource,
-                    Arc::from(vec![ClientFilter::default()]),
+                    Arc::new(FilterSet::new(vec![ClientFilter::default()])),
                     Some(id.clone()),
                     None,
                 )

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use faro_filter::{
-    ClientFilter, FieldSelector, LabelPattern, LabelSelector, NamespaceMatcher, ObjectView,
-    Pattern, ServerSelectors,
+    ClientFilter, FieldSelector, FilterSet, LabelPattern, LabelSelector, NamespaceMatcher,
+    ObjectView, Pattern, ServerSelectors,
 };
 
 use super::error::ConfigError;
@@ -126,9 +126,16 @@ pub struct WatchSpec {
 }
 
 impl WatchSpec {
-    /// Whether an object the server sent for this watch passes the client-side filters.
+    /// Whether an object the server sent for this watch passes the client-side
+    /// filters, checked filter by filter; to check many objects, index them
+    /// once with [`WatchSpec::filter_set`].
     pub fn matches(&self, object: &ObjectView<'_>) -> bool {
         self.filters.iter().any(|f| f.matches(object))
+    }
+
+    /// The client-side filters indexed for evaluation per object, however many rules share the watch.
+    pub fn filter_set(&self) -> FilterSet {
+        FilterSet::new(self.filters.clone())
     }
 
     /// True when Faro needs no client-side check at all.

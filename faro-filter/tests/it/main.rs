@@ -4,6 +4,7 @@ mod allocation;
 mod field_selector;
 mod label_selector;
 mod patterns;
+mod set;
 
 use std::collections::BTreeMap;
 
