@@ -2,7 +2,7 @@
 //! and routes each event by GVR to the workers that handle it, through a
 //! bounded queue per worker lane.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::DispatchMetrics;
 use crate::middleware::{DropManagedFields, Middleware, RedactSecrets};
-use crate::worker::{Handles, ResourceWorker};
+use crate::worker::{Handles, ResourceWorker, WorkerError};
 use faro_monitor::{LatencyCounts, LatencyHistogram};
 
 /// How the dispatcher treats its workers.
@@ -634,12 +634,17 @@ const IDLE_RETRY: Duration = Duration::from_millis(500);
 /// One lane: handles its events in order, tells the worker when it is idle.
 async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Item>) {
     let metrics = &inner.metrics;
-    let handled = DispatchMetrics::worker(&metrics.handled, &slot.name);
-    let errors = DispatchMetrics::worker(&metrics.errors, &slot.name);
-    let panics = DispatchMetrics::worker(&metrics.panics, &slot.name);
+    let counters = LaneCounters {
+        handled: DispatchMetrics::worker(&metrics.handled, &slot.name),
+        errors: DispatchMetrics::worker(&metrics.errors, &slot.name),
+        panics: DispatchMetrics::worker(&metrics.panics, &slot.name),
+    };
     let skipped = DispatchMetrics::worker(&metrics.skipped, &slot.name);
+    let max_batch = slot.worker.max_batch().max(1);
+    // Events taken off the queue for a batch the worker did not get to.
+    let mut carried: VecDeque<Item> = VecDeque::new();
     loop {
-        let event = match rx.try_recv() {
+        let event = match carried.pop_front().map_or_else(|| rx.try_recv(), Ok) {
             Ok(event) => event,
             Err(mpsc::error::TryRecvError::Empty) => {
                 slot.worker.idle().await;
@@ -669,7 +674,44 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
             slot.pending.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
-        handled.inc();
+        if max_batch > 1
+            && let Item::Event(first) = event
+        {
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match carried.pop_front().or_else(|| rx.try_recv().ok()) {
+                    Some(Item::Event(e)) => batch.push(e),
+                    Some(other) => {
+                        carried.push_front(other);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let mut results: Vec<Handled> = match AssertUnwindSafe(slot.worker.handle_batch(&batch))
+                .catch_unwind()
+                .await
+            {
+                Ok(results) => results.into_iter().map(Ok).collect(),
+                // A panic outside any one event's call: the first is blamed.
+                Err(payload) => vec![Err(payload)],
+            };
+            if results.is_empty() {
+                results.push(Ok(Err(WorkerError::new("handle_batch returned no result"))));
+            }
+            results.truncate(batch.len());
+            let done = results.len();
+            for (e, result) in batch.iter().zip(results) {
+                counters.handled.inc();
+                slot.latency.observe(e.received().elapsed());
+                settle(&inner, &slot, &counters, &EventName(e), result);
+            }
+            for e in batch.drain(done..).rev() {
+                carried.push_front(Item::Event(e));
+            }
+            continue;
+        }
+        counters.handled.inc();
         let result = match &event {
             Item::Event(e) => AssertUnwindSafe(slot.worker.handle(e)).catch_unwind().await,
             Item::Logs(r) => {
@@ -687,35 +729,64 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
         if let Item::Event(e) = &event {
             slot.latency.observe(e.received().elapsed());
         }
-        let panic = match result {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) if e.is_panic() => Some(e.to_string()),
-            Ok(Err(e)) => {
-                errors.inc();
-                tracing::warn!(worker = %slot.name, record = %event, "worker failed: {e}");
-                None
-            }
-            Err(payload) => Some(panic_message(payload.as_ref())),
-        };
-        slot.pending.fetch_sub(1, Ordering::SeqCst);
-        match panic {
-            None => slot.consecutive_panics.store(0, Ordering::Relaxed),
-            Some(message) => {
-                panics.inc();
-                let n = slot.consecutive_panics.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(worker = %slot.name, record = %event, "worker panicked: {message}");
-                if n >= inner.options.quarantine_after
-                    && !slot.quarantined.swap(true, Ordering::SeqCst)
-                {
-                    metrics
-                        .quarantined
-                        .get_or_create(&[("worker", slot.name.clone())])
-                        .set(1);
-                    tracing::error!(
-                        worker = %slot.name,
-                        "quarantined after {n} panics in a row; it gets no more events"
-                    );
-                }
+        settle(&inner, &slot, &counters, &event, result);
+    }
+}
+
+/// A worker's answer for one item, or the panic that stood in for it.
+type Handled = Result<Result<(), WorkerError>, Box<dyn std::any::Any + Send>>;
+
+struct LaneCounters {
+    handled: Counter,
+    errors: Counter,
+    panics: Counter,
+}
+
+struct EventName<'a>(&'a MatchedEvent);
+
+impl std::fmt::Display for EventName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0.gvr(), self.0.key())
+    }
+}
+
+/// Accounts for one handled item: errors and panics counted and logged,
+/// the worker quarantined after too many panics in a row.
+fn settle(
+    inner: &Inner,
+    slot: &Slot,
+    counters: &LaneCounters,
+    what: &dyn std::fmt::Display,
+    result: Handled,
+) {
+    let panic = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) if e.is_panic() => Some(e.to_string()),
+        Ok(Err(e)) => {
+            counters.errors.inc();
+            tracing::warn!(worker = %slot.name, record = %what, "worker failed: {e}");
+            None
+        }
+        Err(payload) => Some(panic_message(payload.as_ref())),
+    };
+    slot.pending.fetch_sub(1, Ordering::SeqCst);
+    match panic {
+        None => slot.consecutive_panics.store(0, Ordering::Relaxed),
+        Some(message) => {
+            counters.panics.inc();
+            let n = slot.consecutive_panics.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(worker = %slot.name, record = %what, "worker panicked: {message}");
+            if n >= inner.options.quarantine_after && !slot.quarantined.swap(true, Ordering::SeqCst)
+            {
+                inner
+                    .metrics
+                    .quarantined
+                    .get_or_create(&[("worker", slot.name.clone())])
+                    .set(1);
+                tracing::error!(
+                    worker = %slot.name,
+                    "quarantined after {n} panics in a row; it gets no more events"
+                );
             }
         }
     }
@@ -724,7 +795,7 @@ async fn run_lane(inner: Arc<Inner>, slot: Arc<Slot>, mut rx: mpsc::Receiver<Ite
 impl std::fmt::Display for Item {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Item::Event(e) => write!(f, "{} {}", e.gvr(), e.key()),
+            Item::Event(e) => EventName(e).fmt(f),
             Item::Logs(r) => match r.first() {
                 Some(first) => write!(f, "log {} ({} lines)", first.source(), r.len()),
                 None => f.write_str("log (no lines)"),

@@ -440,8 +440,17 @@ pub fn load(
 
 enum Job {
     Event(Arc<[u8]>, oneshot::Sender<Result<(), WorkerError>>),
+    /// Envelopes handled in order, stopping after a panic; one result each.
+    Batch(
+        Vec<Arc<[u8]>>,
+        oneshot::Sender<Vec<Result<(), WorkerError>>>,
+    ),
     Shutdown(oneshot::Sender<Result<(), WorkerError>>),
 }
+
+/// Events queued together go to a plugin's thread in one message of at most
+/// this many: the round trip between threads, not the call, is what costs.
+const PLUGIN_BATCH: usize = 64;
 
 /// A loaded plugin, served by its own OS thread.
 pub struct PluginWorker {
@@ -522,6 +531,21 @@ fn serve(vtable: Vtable, mut rx: mpsc::Receiver<Job>) {
             error_text(buf, len)
         ))),
     };
+    let call = |envelope: &[u8], error: &mut abi::ErrorBuf| {
+        // SAFETY: `instance` is live (not yet freed), this thread is the
+        // only caller, and the envelope and error buffer outlive the call.
+        #[allow(unsafe_code)]
+        unsafe {
+            (vt.on_event)(
+                vt.instance,
+                abi::FaroStr {
+                    ptr: envelope.as_ptr(),
+                    len: envelope.len(),
+                },
+                error,
+            )
+        }
+    };
     while let Some(job) = rx.blocking_recv() {
         let mut error = abi::ErrorBuf {
             ptr: buf.as_mut_ptr(),
@@ -530,20 +554,20 @@ fn serve(vtable: Vtable, mut rx: mpsc::Receiver<Job>) {
         };
         match job {
             Job::Event(envelope, reply) => {
-                // SAFETY: `instance` is live (not yet freed), this thread is the
-                // only caller, and the envelope and error buffer outlive the call.
-                #[allow(unsafe_code)]
-                let code = unsafe {
-                    (vt.on_event)(
-                        vt.instance,
-                        abi::FaroStr {
-                            ptr: envelope.as_ptr(),
-                            len: envelope.len(),
-                        },
-                        &raw mut error,
-                    )
-                };
+                let code = call(&envelope, &mut error);
                 let _ = reply.send(result(code, &buf, error.len));
+            }
+            Job::Batch(envelopes, reply) => {
+                let mut results = Vec::with_capacity(envelopes.len());
+                for envelope in &envelopes {
+                    error.len = 0;
+                    let code = call(envelope, &mut error);
+                    results.push(result(code, &buf, error.len));
+                    if code == abi::STATUS_PANICKED {
+                        break;
+                    }
+                }
+                let _ = reply.send(results);
             }
             Job::Shutdown(reply) => {
                 // SAFETY: as for `on_event`; `free` is the last call, made once.
@@ -574,6 +598,20 @@ impl ResourceWorker for PluginWorker {
         // Serialised once per event, whatever the number of plugins.
         let bytes = event.serialized(envelope);
         self.call(|reply| Job::Event(bytes, reply)).await
+    }
+
+    fn max_batch(&self) -> usize {
+        PLUGIN_BATCH
+    }
+
+    async fn handle_batch(&self, events: &[MatchedEvent]) -> Vec<Result<(), WorkerError>> {
+        let envelopes = events.iter().map(|e| e.serialized(envelope)).collect();
+        let (tx, rx) = oneshot::channel();
+        let stopped = || vec![Err(WorkerError::new("the plugin thread has stopped"))];
+        if self.jobs.send(Job::Batch(envelopes, tx)).await.is_err() {
+            return stopped();
+        }
+        rx.await.unwrap_or_else(|_| stopped())
     }
 
     fn wants_logs(&self) -> bool {

@@ -60,6 +60,27 @@ pub trait ResourceWorker: Send + Sync + 'static {
     /// Handles one event.
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError>;
 
+    /// How many queued events a lane may hand over in one `handle_batch`
+    /// call. 1 (the default) means `handle`, one event at a time; a worker
+    /// whose every call crosses to another thread (a plugin) takes more, so
+    /// one round trip carries many events.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    /// Handles events that were queued together, in order, and returns the
+    /// result of each handled one: a prefix of `events` (at least one result),
+    /// so a worker may stop early — after a panic, say — and the lane hands
+    /// over the rest again, or skips them once the worker is quarantined. By
+    /// default, `handle` for each.
+    async fn handle_batch(&self, events: &[MatchedEvent]) -> Vec<Result<(), WorkerError>> {
+        let mut results = Vec::with_capacity(events.len());
+        for event in events {
+            results.push(self.handle(event).await);
+        }
+        results
+    }
+
     /// Whether it wants container log lines (`handle_log`). Read once, when
     /// the worker is registered.
     fn wants_logs(&self) -> bool {

@@ -31,6 +31,14 @@ impl ResolvedResource {
     /// The API for this resource in `namespace`, or across all namespaces
     /// (always for a cluster-scoped resource).
     pub fn api(&self, client: &Client, namespace: Option<&str>) -> Api<DynamicObject> {
+        self.api_as(client, namespace)
+    }
+
+    /// As [`ResolvedResource::api`], decoding objects as `K`.
+    pub fn api_as<K>(&self, client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
+    {
         match (self.scope, namespace) {
             (Scope::Namespaced, Some(ns)) => {
                 Api::namespaced_with(client.clone(), ns, &self.api_resource)

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::classify::{Classified, KnownState, Observation};
 use crate::discovery::{Discovery, Resolution, ResolvedResource};
 use crate::metrics::WatchMetrics;
+use crate::object::WatchedObject;
 use crate::options::{Backoff, ListStrategy, WatchOptions};
 
 /// The identity of one watch on the server.
@@ -472,17 +473,18 @@ impl Informer {
                     None => break,
                 },
             };
-            let api = resource.api(&self.env.client, self.shared.key.namespace.as_deref());
             let next = match self.rv.clone() {
                 None => {
                     self.set_state(InformerState::Listing);
                     if self.env.use_streaming() {
-                        self.streaming_list(&api, &resource).await
+                        self.streaming_list(&resource).await
                     } else {
+                        let api =
+                            resource.api_as(&self.env.client, self.shared.key.namespace.as_deref());
                         self.paged_list(&api, &resource).await
                     }
                 }
-                Some(rv) => self.watch(&api, &resource, &rv).await,
+                Some(rv) => self.watch(&resource, &rv).await,
             };
             match next {
                 Next::Stop => break,
@@ -622,7 +624,7 @@ impl Informer {
         }
     }
 
-    async fn paged_list(&mut self, api: &Api<DynamicObject>, resource: &ResolvedResource) -> Next {
+    async fn paged_list(&mut self, api: &Api<WatchedObject>, resource: &ResolvedResource) -> Next {
         let (labels, fields) = self.selectors();
         let mut params = ListParams::default().limit(self.env.options.page_size);
         params.label_selector = labels.map(str::to_owned);
@@ -639,7 +641,7 @@ impl Informer {
             };
             let subscribers = self.shared.subscribers();
             for item in list.items {
-                let object = prepare(item, resource);
+                let object = prepare(item.0, resource);
                 self.known.observe(
                     Observation::Present,
                     object,
@@ -657,15 +659,32 @@ impl Informer {
         Next::Continue
     }
 
-    async fn streaming_list(
-        &mut self,
-        api: &Api<DynamicObject>,
+    /// A watch of this informer's resource, read through Faro's decoder.
+    async fn open_watch(
+        &self,
         resource: &ResolvedResource,
-    ) -> Next {
+        params: &WatchParams,
+        rv: &str,
+    ) -> kube::Result<impl Stream<Item = kube::Result<WatchEvent<DynamicObject>>> + use<>> {
+        let namespace = match resource.scope {
+            Scope::Namespaced => self.shared.key.namespace.as_deref(),
+            Scope::Cluster => None,
+        };
+        crate::object::watch(
+            &self.env.client,
+            &resource.api_resource,
+            namespace,
+            params,
+            rv,
+        )
+        .await
+    }
+
+    async fn streaming_list(&mut self, resource: &ResolvedResource) -> Next {
         let mut params = self.watch_params();
         params.send_initial_events = true;
         let stream = tokio::select! {
-            r = api.watch(&params, "") => r,
+            r = self.open_watch(resource, &params, "") => r,
             () = self.stopped() => return Next::Stop,
         };
         match stream {
@@ -677,15 +696,10 @@ impl Informer {
         }
     }
 
-    async fn watch(
-        &mut self,
-        api: &Api<DynamicObject>,
-        resource: &ResolvedResource,
-        rv: &str,
-    ) -> Next {
+    async fn watch(&mut self, resource: &ResolvedResource, rv: &str) -> Next {
         let params = self.watch_params();
         let stream = tokio::select! {
-            r = api.watch(&params, rv) => r,
+            r = self.open_watch(resource, &params, rv) => r,
             () = self.stopped() => return Next::Stop,
         };
         match stream {

@@ -325,3 +325,105 @@ async fn every_handled_event_is_timed_from_the_watch_to_the_worker() {
     assert!(all.quantile(0.6).unwrap() >= 0.0025, "{all:?}");
     assert_eq!(fast.seen().len(), 120);
 }
+
+/// Takes events in batches of up to 8 but answers for at most 3 of them per
+/// call, and stops at a panic, as a plugin does: the lane must hand the rest
+/// over again, in order, or skip them once the worker is quarantined.
+#[derive(Default)]
+struct Batching {
+    seen: Mutex<Vec<String>>,
+    batch_sizes: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl ResourceWorker for Batching {
+    fn name(&self) -> &str {
+        "batching"
+    }
+    fn handles(&self) -> Handles {
+        Handles::All
+    }
+    async fn handle(&self, _: &MatchedEvent) -> Result<(), WorkerError> {
+        unreachable!("a batching worker is given batches")
+    }
+    fn max_batch(&self) -> usize {
+        8
+    }
+    async fn handle_batch(&self, events: &[MatchedEvent]) -> Vec<Result<(), WorkerError>> {
+        let first_call = self.batch_sizes.lock().unwrap().is_empty();
+        self.batch_sizes.lock().unwrap().push(events.len());
+        if first_call {
+            // Let the rest queue up behind the first call.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut results = Vec::new();
+        for e in events.iter().take(3) {
+            let name = e.key().name.clone();
+            self.seen.lock().unwrap().push(name.clone());
+            if name.starts_with("panic") {
+                results.push(Err(WorkerError::panicked(format!(
+                    "told to panic on {name}"
+                ))));
+                break;
+            }
+            results.push(if name.starts_with("fail") {
+                Err(WorkerError::new("refused"))
+            } else {
+                Ok(())
+            });
+        }
+        results
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batching_worker_answers_for_a_prefix_and_the_lane_hands_over_the_rest() {
+    let dispatcher = Dispatcher::new(DispatcherOptions {
+        quarantine_after: 3,
+        ..DispatcherOptions::default()
+    });
+    let worker = Arc::new(Batching::default());
+    dispatcher
+        .register_with(
+            worker.clone(),
+            WorkerSettings {
+                lanes: 1,
+                ..WorkerSettings::default()
+            },
+        )
+        .unwrap();
+    let names = [
+        "ok-1", "ok-2", "ok-3", "ok-4", "fail-1", "ok-5", "panic-1", "ok-6", "panic-2", "panic-3",
+        "panic-4", "ok-7", "ok-8",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        dispatcher
+            .on_matched(&event("v1/pods", "ns", name, i as u64 + 1))
+            .await
+            .unwrap();
+    }
+    dispatcher.shutdown().await;
+    // Every event up to the third panic in a row, once each and in order;
+    // the two after it skipped.
+    assert_eq!(*worker.seen.lock().unwrap(), names[..11]);
+    let sizes = worker.batch_sizes.lock().unwrap().clone();
+    assert!(
+        sizes.iter().any(|&n| n > 3),
+        "events were batched: {sizes:?}"
+    );
+    assert!(
+        sizes.iter().all(|&n| n <= 8),
+        "at most max_batch: {sizes:?}"
+    );
+    let m = dispatcher.metrics();
+    let get = |f: &prometheus_client::metrics::family::Family<
+        [(&'static str, String); 1],
+        prometheus_client::metrics::counter::Counter,
+    >| { f.get_or_create(&[("worker", "batching".to_owned())]).get() };
+    assert_eq!(get(&m.handled), 11);
+    assert_eq!(get(&m.panics), 4);
+    assert_eq!(get(&m.errors), 1);
+    assert_eq!(get(&m.skipped), 2);
+    assert!(dispatcher.is_quarantined("batching"));
+    assert_eq!(dispatcher.latency_counts().count(), 11);
+}
