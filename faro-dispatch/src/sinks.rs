@@ -570,7 +570,16 @@ impl TextLogSink {
 
     /// The line for `event`, without its newline.
     pub fn line(event: &MatchedEvent) -> String {
-        let mut line = format!(
+        let mut line = Vec::with_capacity(128);
+        Self::write_line(event, &mut line);
+        String::from_utf8(line).unwrap_or_default()
+    }
+
+    /// Appends the line of `event` (without its newline) to `out`.
+    fn write_line(event: &MatchedEvent, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
             "{} {:<7} {} {} rv={}",
             event.observed_at(),
             event.event_type().as_str(),
@@ -579,13 +588,12 @@ impl TextLogSink {
             event.resource_version()
         );
         if event.is_inferred() {
-            line.push_str(" inferred");
+            out.extend_from_slice(b" inferred");
         }
         if let Some(w) = event.workload() {
-            line.push_str(" workload=");
-            line.push_str(w);
+            out.extend_from_slice(b" workload=");
+            out.extend_from_slice(w.as_bytes());
         }
-        line
     }
 }
 
@@ -600,17 +608,16 @@ impl ResourceWorker for TextLogSink {
     }
 
     async fn handle(&self, event: &MatchedEvent) -> Result<(), WorkerError> {
-        let line = Self::line(event);
         match &self.out {
             TextOut::File(file) => {
                 file.push(index_of(event), |buf| {
-                    buf.extend_from_slice(line.as_bytes());
+                    Self::write_line(event, buf);
                     buf.push(b'\n');
                 })
                 .await;
                 Ok(())
             }
-            TextOut::Writer(out) => writeln!(Self::writer(out), "{line}")
+            TextOut::Writer(out) => writeln!(Self::writer(out), "{}", Self::line(event))
                 .map_err(|e| WorkerError::new(format!("text log: {e}"))),
         }
     }

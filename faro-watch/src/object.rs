@@ -18,7 +18,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use faro_core::DynamicObject;
-use futures_util::{AsyncBufReadExt, Stream, StreamExt};
+use std::collections::VecDeque;
+
+use futures_util::{AsyncBufRead, AsyncBufReadExt, Stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, TypeMeta};
 use kube::api::{WatchEvent, WatchParams};
@@ -165,7 +167,11 @@ struct FastLine<'a> {
 /// does, errors included (`None` for a truncated last line), reading an
 /// object's JSON once.
 pub fn decode_watch_line(line: &str) -> Option<kube::Result<WatchEvent<DynamicObject>>> {
-    if let Ok(fast) = serde_json::from_str::<FastLine<'_>>(line) {
+    decode_watch_bytes(line.as_bytes())
+}
+
+fn decode_watch_bytes(line: &[u8]) -> Option<kube::Result<WatchEvent<DynamicObject>>> {
+    if let Ok(fast) = serde_json::from_slice::<FastLine<'_>>(line) {
         match &*fast.kind {
             "ADDED" => return Some(Ok(WatchEvent::Added(fast.object.0))),
             "MODIFIED" => return Some(Ok(WatchEvent::Modified(fast.object.0))),
@@ -173,10 +179,10 @@ pub fn decode_watch_line(line: &str) -> Option<kube::Result<WatchEvent<DynamicOb
             _ => {}
         }
     }
-    match serde_json::from_str::<WatchEvent<DynamicObject>>(line) {
+    match serde_json::from_slice::<WatchEvent<DynamicObject>>(line) {
         Ok(event) => Some(Ok(event)),
         Err(e) if e.is_eof() => None,
-        Err(e) => Some(Err(match serde_json::from_str::<Status>(line) {
+        Err(e) => Some(Err(match serde_json::from_slice::<Status>(line) {
             Ok(status) => kube::Error::Api(status.boxed()),
             Err(_) => kube::Error::SerdeError(e),
         })),
@@ -204,15 +210,85 @@ pub(crate) async fn watch(
         http::HeaderValue::from_static("identity"),
     );
     let body = client.request_stream(request).await?;
-    Ok(body.lines().filter_map(|line| async move {
-        match line {
-            Ok(line) => decode_watch_line(&line),
-            // The server or a proxy cut the stream: it ends, to be resumed.
-            Err(e) if ends_stream(&e) => None,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => None,
-            Err(e) => Some(Err(kube::Error::ReadEvents(e))),
+    let lines = Lines {
+        body: Box::pin(body),
+        pending: Vec::new(),
+        ready: VecDeque::new(),
+        done: false,
+    };
+    Ok(futures_util::stream::unfold(
+        lines,
+        |mut lines| async move { lines.next().await.map(|event| (event, lines)) },
+    ))
+}
+
+type Decoded = kube::Result<WatchEvent<DynamicObject>>;
+
+/// Splits a watch body into lines and decodes each where it lies in the
+/// body's buffer; only a line cut between two reads is copied.
+struct Lines<R> {
+    body: std::pin::Pin<Box<R>>,
+    /// The start of a line whose end has not arrived yet.
+    pending: Vec<u8>,
+    ready: VecDeque<Decoded>,
+    done: bool,
+}
+
+impl<R: AsyncBufRead> Lines<R> {
+    async fn next(&mut self) -> Option<Decoded> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            let Self {
+                body,
+                pending,
+                ready,
+                done,
+            } = self;
+            let buf = match body.fill_buf().await {
+                Ok(buf) => buf,
+                Err(e) => {
+                    *done = true;
+                    // The server or a proxy cut the stream: it ends, to be resumed.
+                    if ends_stream(&e) || e.kind() == std::io::ErrorKind::TimedOut {
+                        return None;
+                    }
+                    return Some(Err(kube::Error::ReadEvents(e)));
+                }
+            };
+            if buf.is_empty() {
+                *done = true;
+                if !pending.is_empty() {
+                    ready.extend(decode_watch_bytes(trim_cr(pending)));
+                    pending.clear();
+                }
+                continue;
+            }
+            let read = buf.len();
+            let mut start = 0;
+            while let Some(i) = memchr::memchr(b'\n', &buf[start..]) {
+                let end = start + i;
+                if pending.is_empty() {
+                    ready.extend(decode_watch_bytes(trim_cr(&buf[start..end])));
+                } else {
+                    pending.extend_from_slice(&buf[start..end]);
+                    ready.extend(decode_watch_bytes(trim_cr(pending)));
+                    pending.clear();
+                }
+                start = end + 1;
+            }
+            pending.extend_from_slice(&buf[start..]);
+            body.as_mut().consume(read);
         }
-    }))
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// An unexpected end of the body, however deep the transport nested it.
@@ -309,6 +385,60 @@ mod tests {
             decode_watch_line(&format!(r#"{{"type":"ADDED","object":{}"#, &object[..20])).is_none()
         );
         assert!(matches!(decode_watch_line("{\"type\":1}"), Some(Err(_))));
+    }
+
+    /// Lines cut anywhere between reads, CRLF endings, blank lines and a
+    /// last line without its newline all come out whole, in order.
+    #[test]
+    fn a_body_read_in_pieces_gives_every_line_once() {
+        use futures_util::TryStreamExt;
+        let line = |name: &str, kind: &str| {
+            format!(
+                r#"{{"type":"{kind}","object":{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"k":"{}"}}}}}}"#,
+                name.repeat(40)
+            )
+        };
+        let body = format!(
+            "{}\n{}\r\n\n{}\n{}",
+            line("a", "ADDED"),
+            line("b", "MODIFIED"),
+            line("c", "DELETED"),
+            line("d", "ADDED")
+        );
+        for piece in [1, 7, 64, 333, body.len()] {
+            let chunks: Vec<std::io::Result<Vec<u8>>> = body
+                .as_bytes()
+                .chunks(piece)
+                .map(|c| Ok(c.to_vec()))
+                .collect();
+            let reader = futures_util::stream::iter(chunks).into_async_read();
+            let mut lines = Lines {
+                body: Box::pin(reader),
+                pending: Vec::new(),
+                ready: VecDeque::new(),
+                done: false,
+            };
+            let names: Vec<String> = block_on(async {
+                let mut names = Vec::new();
+                while let Some(event) = lines.next().await {
+                    names.push(match event.expect("decodes") {
+                        WatchEvent::Added(o) => format!("+{}", o.metadata.name.unwrap()),
+                        WatchEvent::Modified(o) => format!("~{}", o.metadata.name.unwrap()),
+                        WatchEvent::Deleted(o) => format!("-{}", o.metadata.name.unwrap()),
+                        other => panic!("{other:?}"),
+                    });
+                }
+                names
+            });
+            assert_eq!(names, ["+a", "~b", "-c", "+d"], "read {piece} bytes at a time");
+        }
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
     }
 
     #[test]
