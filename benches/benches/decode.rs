@@ -90,6 +90,10 @@ fn decode(c: &mut Criterion) {
     };
     assert_eq!(ours, first);
     let meta: MetaLine = serde_json::from_str(&lines[0]).expect("decodes");
+    let m = &meta.object.metadata;
+    assert_eq!(first.metadata.name.as_ref(), Some(&m.name));
+    assert_eq!(first.metadata.namespace, m.namespace);
+    assert_eq!(first.metadata.labels.as_ref(), Some(&m.labels));
     assert_eq!(
         first.metadata.uid.as_deref(),
         Some(meta.object.metadata.uid.as_str())
