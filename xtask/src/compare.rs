@@ -450,6 +450,9 @@ fn measure(name: &str, bin: &Path, sim: &mut BenchSim, w: Workload) -> Result<Fi
         // Measured for `faro run` only; the others show none.
         latency_p50_ms: f64::NAN,
         latency_p99_ms: f64::NAN,
+        // Measured only where the workload has an update phase.
+        update_cpu_per_1000: f64::NAN,
+        drain_lag_seconds: f64::NAN,
         ..Figures::default()
     };
     if w.updates > 0 {
