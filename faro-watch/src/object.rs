@@ -430,7 +430,11 @@ mod tests {
                 }
                 names
             });
-            assert_eq!(names, ["+a", "~b", "-c", "+d"], "read {piece} bytes at a time");
+            assert_eq!(
+                names,
+                ["+a", "~b", "-c", "+d"],
+                "read {piece} bytes at a time"
+            );
         }
     }
 
