@@ -506,14 +506,26 @@ impl PluginWorker {
         &self,
         job: impl FnOnce(oneshot::Sender<Result<(), WorkerError>>) -> Job,
     ) -> Result<(), WorkerError> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(job(tx))
-            .await
-            .map_err(|_| WorkerError::new("the plugin thread has stopped"))?;
-        rx.await
-            .map_err(|_| WorkerError::new("the plugin thread has stopped"))?
+        self.round_trip(job, stopped).await
     }
+
+    /// Sends `job` to the plugin thread and waits for its reply; `gone`
+    /// when the thread is no longer there to answer.
+    async fn round_trip<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<T>) -> Job,
+        gone: impl Fn() -> T,
+    ) -> T {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(job(tx)).await.is_err() {
+            return gone();
+        }
+        rx.await.unwrap_or_else(|_| gone())
+    }
+}
+
+fn stopped() -> Result<(), WorkerError> {
+    Err(WorkerError::new("the plugin thread has stopped"))
 }
 
 /// The plugin thread: one call at a time, in the order of the channel.
@@ -606,12 +618,8 @@ impl ResourceWorker for PluginWorker {
 
     async fn handle_batch(&self, events: &[MatchedEvent]) -> Vec<Result<(), WorkerError>> {
         let envelopes = events.iter().map(|e| e.serialized(envelope)).collect();
-        let (tx, rx) = oneshot::channel();
-        let stopped = || vec![Err(WorkerError::new("the plugin thread has stopped"))];
-        if self.jobs.send(Job::Batch(envelopes, tx)).await.is_err() {
-            return stopped();
-        }
-        rx.await.unwrap_or_else(|_| stopped())
+        self.round_trip(|reply| Job::Batch(envelopes, reply), || vec![stopped()])
+            .await
     }
 
     fn wants_logs(&self) -> bool {

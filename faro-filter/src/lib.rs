@@ -136,8 +136,11 @@ impl ClientFilter {
     }
 
     pub(crate) fn matches_name_and_labels(&self, object: &ObjectView<'_>) -> bool {
-        self.name.as_ref().is_none_or(|p| p.is_match(object.name))
-            && self.labels.iter().all(|p| p.matches(object))
+        self.name.as_ref().is_none_or(|p| p.is_match(object.name)) && self.matches_labels(object)
+    }
+
+    pub(crate) fn matches_labels(&self, object: &ObjectView<'_>) -> bool {
+        self.labels.iter().all(|p| p.matches(object))
     }
 }
 

@@ -206,7 +206,7 @@ impl Indexed {
                 return true;
             }
         }
-        let labels_match = |id: u32| filter(id).labels.iter().all(|p| p.matches(object));
+        let labels_match = |id: u32| filter(id).matches_labels(object);
         self.labels_only.iter().any(|&id| labels_match(id))
             || self
                 .name_patterns

@@ -39,11 +39,18 @@ impl ResolvedResource {
     where
         K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
     {
-        match (self.scope, namespace) {
-            (Scope::Namespaced, Some(ns)) => {
-                Api::namespaced_with(client.clone(), ns, &self.api_resource)
-            }
-            _ => Api::all_with(client.clone(), &self.api_resource),
+        match self.request_namespace(namespace) {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &self.api_resource),
+            None => Api::all_with(client.clone(), &self.api_resource),
+        }
+    }
+
+    /// The namespace a request for `namespace` names: none for a
+    /// cluster-scoped resource.
+    pub fn request_namespace<'a>(&self, namespace: Option<&'a str>) -> Option<&'a str> {
+        match self.scope {
+            Scope::Namespaced => namespace,
+            Scope::Cluster => None,
         }
     }
 }

@@ -665,11 +665,8 @@ impl Informer {
         resource: &ResolvedResource,
         params: &WatchParams,
         rv: &str,
-    ) -> kube::Result<impl Stream<Item = kube::Result<WatchEvent<DynamicObject>>> + use<>> {
-        let namespace = match resource.scope {
-            Scope::Namespaced => self.shared.key.namespace.as_deref(),
-            Scope::Cluster => None,
-        };
+    ) -> kube::Result<impl Stream<Item = crate::object::Decoded> + use<>> {
+        let namespace = resource.request_namespace(self.shared.key.namespace.as_deref());
         crate::object::watch(
             &self.env.client,
             &resource.api_resource,

@@ -15,29 +15,19 @@
 //! kube's decoder, which is exact for those and rare enough not to matter.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fmt;
 
 use faro_core::DynamicObject;
-use std::collections::VecDeque;
-
 use futures_util::{AsyncBufRead, AsyncBufReadExt, Stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ApiResource, TypeMeta};
-use kube::api::{WatchEvent, WatchParams};
-use kube::core::DynamicResourceScope;
-use kube::core::Status;
+use kube::api::{ApiResource, TypeMeta, WatchEvent, WatchParams};
+use kube::core::{DynamicResourceScope, Status};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 /// A `DynamicObject` decoded without serde's flatten buffering.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchedObject(pub DynamicObject);
-
-impl WatchedObject {
-    /// The decoded object.
-    pub fn into_inner(self) -> DynamicObject {
-        self.0
-    }
-}
 
 impl kube::Resource for WatchedObject {
     type DynamicType = ApiResource;
@@ -155,6 +145,9 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     }
 }
 
+/// A decoded watch line: what kube's watch streams yield.
+pub(crate) type Decoded = kube::Result<WatchEvent<DynamicObject>>;
+
 /// One line of a watch stream, read for the three events that carry an object.
 #[derive(serde::Deserialize)]
 struct FastLine<'a> {
@@ -170,7 +163,7 @@ pub fn decode_watch_line(line: &str) -> Option<kube::Result<WatchEvent<DynamicOb
     decode_watch_bytes(line.as_bytes())
 }
 
-fn decode_watch_bytes(line: &[u8]) -> Option<kube::Result<WatchEvent<DynamicObject>>> {
+fn decode_watch_bytes(line: &[u8]) -> Option<Decoded> {
     if let Ok(fast) = serde_json::from_slice::<FastLine<'_>>(line) {
         match &*fast.kind {
             "ADDED" => return Some(Ok(WatchEvent::Added(fast.object.0))),
@@ -197,7 +190,7 @@ pub(crate) async fn watch(
     namespace: Option<&str>,
     params: &WatchParams,
     resource_version: &str,
-) -> kube::Result<impl Stream<Item = kube::Result<WatchEvent<DynamicObject>>> + use<>> {
+) -> kube::Result<impl Stream<Item = Decoded> + use<>> {
     let url = <DynamicObject as kube::Resource>::url_path(api_resource, namespace);
     let mut request = kube::core::Request::new(url)
         .watch(params, resource_version)
@@ -210,19 +203,12 @@ pub(crate) async fn watch(
         http::HeaderValue::from_static("identity"),
     );
     let body = client.request_stream(request).await?;
-    let lines = Lines {
-        body: Box::pin(body),
-        pending: Vec::new(),
-        ready: VecDeque::new(),
-        done: false,
-    };
+    let lines = Lines::new(body);
     Ok(futures_util::stream::unfold(
         lines,
         |mut lines| async move { lines.next().await.map(|event| (event, lines)) },
     ))
 }
-
-type Decoded = kube::Result<WatchEvent<DynamicObject>>;
 
 /// Splits a watch body into lines and decodes each where it lies in the
 /// body's buffer; only a line cut between two reads is copied.
@@ -235,6 +221,15 @@ struct Lines<R> {
 }
 
 impl<R: AsyncBufRead> Lines<R> {
+    fn new(body: R) -> Self {
+        Self {
+            body: Box::pin(body),
+            pending: Vec::new(),
+            ready: VecDeque::new(),
+            done: false,
+        }
+    }
+
     async fn next(&mut self) -> Option<Decoded> {
         loop {
             if let Some(event) = self.ready.pop_front() {
@@ -293,20 +288,16 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 
 /// An unexpected end of the body, however deep the transport nested it.
 fn ends_stream(e: &std::io::Error) -> bool {
-    if e.kind() == std::io::ErrorKind::UnexpectedEof
-        || e.to_string().contains("unexpected EOF during chunk")
-    {
-        return true;
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
-            || s.to_string().contains("unexpected EOF during chunk")
+            || error.to_string().contains("unexpected EOF during chunk")
         {
             return true;
         }
-        source = s.source();
+        next = error.source();
     }
     false
 }
@@ -412,12 +403,7 @@ mod tests {
                 .map(|c| Ok(c.to_vec()))
                 .collect();
             let reader = futures_util::stream::iter(chunks).into_async_read();
-            let mut lines = Lines {
-                body: Box::pin(reader),
-                pending: Vec::new(),
-                ready: VecDeque::new(),
-                done: false,
-            };
+            let mut lines = Lines::new(reader);
             let names: Vec<String> = block_on(async {
                 let mut names = Vec::new();
                 while let Some(event) = lines.next().await {

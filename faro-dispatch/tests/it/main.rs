@@ -12,9 +12,26 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use faro_core::{DynamicObject, EventType, Gvr, MatchedEvent};
-use faro_dispatch::{Handles, ResourceWorker, WorkerError};
+use faro_core::{DynamicObject, EventHandler, EventType, Gvr, MatchedEvent};
+use faro_dispatch::{Dispatcher, Handles, ResourceWorker, WorkerError};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde_json::{Value, json};
+
+/// Hands the dispatcher one `v1/pods` event per name, resourceVersions 1, 2, …
+pub async fn send_pods(dispatcher: &Dispatcher, names: &[&str]) {
+    for (i, name) in names.iter().enumerate() {
+        dispatcher
+            .on_matched(&event("v1/pods", "ns", name, i as u64 + 1))
+            .await
+            .unwrap();
+    }
+}
+
+/// `worker`'s count in one of the dispatcher's per-worker counter families.
+pub fn worker_count(family: &Family<[(&'static str, String); 1], Counter>, worker: &str) -> u64 {
+    family.get_or_create(&[("worker", worker.to_owned())]).get()
+}
 
 /// An event of `gvr` for `namespace/name` carrying `object` (metadata is filled in).
 pub fn event_with(

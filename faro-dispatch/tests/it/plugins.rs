@@ -9,7 +9,7 @@ use faro_core::{EventHandler, EventType};
 use faro_dispatch::{Dispatcher, DispatcherOptions, ResourceWorker, load, load_directory};
 use serde_json::{Value, json};
 
-use crate::{configs, event, event_with, plugin_dir, plugin_path, tempdir::TempDir};
+use crate::{configs, event, event_with, plugin_dir, plugin_path, send_pods, tempdir::TempDir};
 
 /// Loads plugin `name` from `dir` with `config`.
 fn load_from(dir: &TempDir, name: &str, config: Value) -> faro_dispatch::PluginWorker {
@@ -104,12 +104,7 @@ async fn a_panicking_plugin_is_contained_counted_and_quarantined() {
         )
         .unwrap();
     let names = ["a", "panic-1", "b", "panic-2", "panic-3", "c"];
-    for (i, name) in names.iter().enumerate() {
-        dispatcher
-            .on_matched(&event("v1/pods", "ns", name, i as u64 + 1))
-            .await
-            .unwrap();
-    }
+    send_pods(&dispatcher, &names).await;
     dispatcher.shutdown().await;
     // The host is alive, the plugin handled what came between its panics,
     // and two panics in a row quarantined it before "c".

@@ -11,7 +11,7 @@ use faro_core::{EventHandler, MatchedEvent};
 use faro_dispatch::{Dispatcher, DispatcherOptions, Handles, ResourceWorker, WorkerError};
 use tokio::sync::Semaphore;
 
-use crate::event;
+use crate::{event, send_pods, worker_count};
 
 /// Records the order of resourceVersions per object and how many calls overlap.
 #[derive(Default)]
@@ -253,18 +253,10 @@ async fn a_panicking_worker_is_contained_counted_and_quarantined_after_n() {
         "ok-1", "panic-1", "ok-2", "fail-1", "panic-2", "panic-3", "ok-3", "panic-4", "panic-5",
         "panic-6", "ok-4", "ok-5",
     ];
-    for (i, name) in names.iter().enumerate() {
-        dispatcher
-            .on_matched(&event("v1/pods", "ns", name, i as u64 + 1))
-            .await
-            .unwrap();
-    }
+    send_pods(&dispatcher, &names).await;
     dispatcher.shutdown().await;
     let m = dispatcher.metrics();
-    let get = |f: &prometheus_client::metrics::family::Family<
-        [(&'static str, String); 1],
-        prometheus_client::metrics::counter::Counter,
-    >| { f.get_or_create(&[("worker", "panicky".to_owned())]).get() };
+    let get = |f| worker_count(f, "panicky");
     // ok-1, ok-2 and ok-3 were handled after panics; the three in a row
     // (panic-4..6) quarantined it, so ok-4 and ok-5 were skipped.
     assert_eq!(worker.handled.load(Ordering::SeqCst), 3);
@@ -396,12 +388,7 @@ async fn a_batching_worker_answers_for_a_prefix_and_the_lane_hands_over_the_rest
         "ok-1", "ok-2", "ok-3", "ok-4", "fail-1", "ok-5", "panic-1", "ok-6", "panic-2", "panic-3",
         "panic-4", "ok-7", "ok-8",
     ];
-    for (i, name) in names.iter().enumerate() {
-        dispatcher
-            .on_matched(&event("v1/pods", "ns", name, i as u64 + 1))
-            .await
-            .unwrap();
-    }
+    send_pods(&dispatcher, &names).await;
     dispatcher.shutdown().await;
     // Every event up to the third panic in a row, once each and in order;
     // the two after it skipped.
@@ -416,10 +403,7 @@ async fn a_batching_worker_answers_for_a_prefix_and_the_lane_hands_over_the_rest
         "at most max_batch: {sizes:?}"
     );
     let m = dispatcher.metrics();
-    let get = |f: &prometheus_client::metrics::family::Family<
-        [(&'static str, String); 1],
-        prometheus_client::metrics::counter::Counter,
-    >| { f.get_or_create(&[("worker", "batching".to_owned())]).get() };
+    let get = |f| worker_count(f, "batching");
     assert_eq!(get(&m.handled), 11);
     assert_eq!(get(&m.panics), 4);
     assert_eq!(get(&m.errors), 1);
