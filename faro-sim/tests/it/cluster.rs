@@ -383,11 +383,13 @@ async fn garbage_collection_follows_the_propagation_policy() {
         Duration::from_secs(10),
         "fg gone after its dependents",
         || {
-            let (rs, pods) = owned_by("fg");
+            // The owner is read first: dependents read before it could be
+            // deleted, then the owner, between the two reads.
             let owner = sim.get("apps/v1", "Deployment", Some("default"), "fg");
             if owner.is_ok() {
                 return None;
             }
+            let (rs, pods) = owned_by("fg");
             assert!(rs.is_empty() && pods.is_empty(), "owner went first");
             Some(())
         },
